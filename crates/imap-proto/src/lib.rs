@@ -1,0 +1,8 @@
+//! Sans-IO IMAP for servers.
+//!
+//! This crate will hold the IMAP4rev1 command parser, the response encoder
+//! and the server session of Ironpost. Like every Ironpost protocol crate it
+//! owns no socket, task or clock and depends on no async runtime and no other
+//! Ironpost crate.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
