@@ -10,6 +10,8 @@
 //! cargo xtask deps [--apt]       the external programs the tests need
 //! ```
 
+mod mime_corpus;
+mod mime_goldens;
 mod tools;
 
 use std::env;
@@ -28,6 +30,8 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("deps") => deps(&args[1..]),
+        Some("mime-corpus") => mime_corpus::run(&args[1..]),
+        Some("mime-goldens") => mime_goldens::run(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -235,7 +239,7 @@ fn bin_names(manifest: &str) -> Vec<String> {
 }
 
 /// Benchmarks: name, package, bench target.
-const BENCHES: &[(&str, &str, &str)] = &[];
+const BENCHES: &[(&str, &str, &str)] = &[("mime", "ironpost-mime", "bodystructure")];
 
 fn bench(args: &[String]) -> Result {
     let list = || {
