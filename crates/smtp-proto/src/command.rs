@@ -1,0 +1,843 @@
+//! SMTP commands: the parser (RFC 5321 section 4.1 with the parameters of
+//! RFC 1870, 3030, 3461, 4954, 6152 and 6531) and its inverse, the encoder.
+//!
+//! [`Command::parse`] takes one command line without its line ending;
+//! [`Command::encode`] writes the canonical line with CRLF. For every line
+//! the parser accepts, `parse(encode(parse(line))) == parse(line)`.
+
+use crate::reply::{Reply, ReplyId};
+use crate::types::{
+    Address, BodyType, ForwardPath, MailParams, Mechanism, Notify, OriginalRecipient, OtherParam,
+    RcptParams, ReversePath, Ret, is_address_literal, is_atext, is_domain, is_domain_or_literal,
+    is_dot_string, xtext_decode, xtext_encode,
+};
+
+/// One SMTP command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// `HELO domain`.
+    Helo(String),
+    /// `EHLO domain`.
+    Ehlo(String),
+    /// `MAIL FROM:<path> params`.
+    Mail {
+        /// The sender.
+        from: ReversePath,
+        /// The ESMTP parameters.
+        params: MailParams,
+    },
+    /// `RCPT TO:<path> params`.
+    Rcpt {
+        /// The recipient.
+        to: ForwardPath,
+        /// The ESMTP parameters.
+        params: RcptParams,
+    },
+    /// `DATA`.
+    Data,
+    /// `BDAT size [LAST]` (RFC 3030); `size` octets follow the line.
+    Bdat {
+        /// The number of octets that follow.
+        size: u64,
+        /// Whether this is the last chunk.
+        last: bool,
+    },
+    /// `RSET`.
+    Rset,
+    /// `NOOP [string]`.
+    Noop(Option<String>),
+    /// `QUIT`.
+    Quit,
+    /// `VRFY string`.
+    Vrfy(String),
+    /// `EXPN string`.
+    Expn(String),
+    /// `HELP [string]`.
+    Help(Option<String>),
+    /// `STARTTLS` (RFC 3207).
+    StartTls,
+    /// `AUTH mechanism [initial-response]` (RFC 4954).
+    Auth {
+        /// The SASL mechanism.
+        mechanism: Mechanism,
+        /// The initial response, still base64-encoded (`=` for an empty one).
+        initial: Option<String>,
+    },
+}
+
+/// Why a command line was refused; [`ParseError::reply`] is the answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// The verb is unknown or not implemented (TURN): `502`.
+    #[error("command not implemented")]
+    NotImplemented,
+    /// The arguments do not follow the grammar of the command: `501`.
+    #[error("syntax error in arguments: {0}")]
+    Syntax(&'static str),
+    /// The HELO/EHLO argument is not a domain or address literal: `501`.
+    #[error("invalid domain name")]
+    BadDomain,
+    /// The sender address cannot be parsed: `501`.
+    #[error("bad sender address syntax")]
+    BadSender,
+    /// The recipient address cannot be parsed: `501`.
+    #[error("bad recipient address syntax")]
+    BadRecipient,
+}
+
+impl ParseError {
+    /// The catalogue entry of the reply to send.
+    pub fn reply_id(&self) -> ReplyId {
+        match self {
+            ParseError::NotImplemented => ReplyId::NotImplemented,
+            ParseError::Syntax(_) => ReplyId::SyntaxError,
+            ParseError::BadDomain => ReplyId::BadHelo,
+            ParseError::BadSender => ReplyId::BadSenderSyntax,
+            ParseError::BadRecipient => ReplyId::BadRecipientSyntax,
+        }
+    }
+
+    /// The reply to send, with the catalogue's default text.
+    pub fn reply(&self) -> Reply {
+        Reply::from_id(self.reply_id())
+    }
+}
+
+type Result<T> = std::result::Result<T, ParseError>;
+
+impl Command {
+    /// Parses one command line, without its CRLF.
+    pub fn parse(line: &[u8]) -> Result<Command> {
+        let (verb, args) = match memchr::memchr(b' ', line) {
+            Some(i) => (&line[..i], &line[i + 1..]),
+            None => (line, &b""[..]),
+        };
+        if verb.len() < 4 || verb.len() > 8 {
+            return Err(ParseError::NotImplemented);
+        }
+        let mut upper = [0u8; 8];
+        for (dst, src) in upper.iter_mut().zip(verb) {
+            *dst = src.to_ascii_uppercase();
+        }
+        match &upper[..verb.len()] {
+            b"MAIL" => parse_mail(args),
+            b"RCPT" => parse_rcpt(args),
+            b"EHLO" => parse_domain_arg(args).map(Command::Ehlo),
+            b"HELO" => parse_domain_arg(args).map(Command::Helo),
+            b"DATA" => no_args(args, Command::Data, "DATA takes no arguments"),
+            b"BDAT" => parse_bdat(args),
+            b"RSET" => no_args(args, Command::Rset, "RSET takes no arguments"),
+            b"QUIT" => no_args(args, Command::Quit, "QUIT takes no arguments"),
+            b"NOOP" => optional_string(args).map(Command::Noop),
+            b"HELP" => optional_string(args).map(Command::Help),
+            b"VRFY" => required_string(args, "Syntax: VRFY string").map(Command::Vrfy),
+            b"EXPN" => required_string(args, "Syntax: EXPN string").map(Command::Expn),
+            b"STARTTLS" => no_args(args, Command::StartTls, "STARTTLS takes no arguments"),
+            b"AUTH" => parse_auth(args),
+            _ => Err(ParseError::NotImplemented),
+        }
+    }
+
+    /// Appends the canonical command line, CRLF included.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Command::Helo(d) => line(out, &["HELO ", d]),
+            Command::Ehlo(d) => line(out, &["EHLO ", d]),
+            Command::Mail { from, params } => {
+                out.extend_from_slice(b"MAIL FROM:");
+                from.encode(out);
+                encode_mail_params(params, out);
+                out.extend_from_slice(b"\r\n");
+            }
+            Command::Rcpt { to, params } => {
+                out.extend_from_slice(b"RCPT TO:");
+                to.encode(out);
+                encode_rcpt_params(params, out);
+                out.extend_from_slice(b"\r\n");
+            }
+            Command::Data => line(out, &["DATA"]),
+            Command::Bdat { size, last } => {
+                let size = size.to_string();
+                line(out, &["BDAT ", &size, if *last { " LAST" } else { "" }]);
+            }
+            Command::Rset => line(out, &["RSET"]),
+            Command::Noop(None) => line(out, &["NOOP"]),
+            Command::Noop(Some(s)) => line(out, &["NOOP ", s]),
+            Command::Quit => line(out, &["QUIT"]),
+            Command::Vrfy(s) => line(out, &["VRFY ", s]),
+            Command::Expn(s) => line(out, &["EXPN ", s]),
+            Command::Help(None) => line(out, &["HELP"]),
+            Command::Help(Some(s)) => line(out, &["HELP ", s]),
+            Command::StartTls => line(out, &["STARTTLS"]),
+            Command::Auth {
+                mechanism,
+                initial: None,
+            } => line(out, &["AUTH ", mechanism.as_str()]),
+            Command::Auth {
+                mechanism,
+                initial: Some(ir),
+            } => line(out, &["AUTH ", mechanism.as_str(), " ", ir]),
+        }
+    }
+}
+
+fn line(out: &mut Vec<u8>, parts: &[&str]) {
+    for part in parts {
+        out.extend_from_slice(part.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn no_args(args: &[u8], command: Command, hint: &'static str) -> Result<Command> {
+    if trim(args).is_empty() {
+        Ok(command)
+    } else {
+        Err(ParseError::Syntax(hint))
+    }
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    s.trim_ascii()
+}
+
+fn text(s: &[u8]) -> Result<&str> {
+    let s = std::str::from_utf8(s).map_err(|_| ParseError::Syntax("invalid UTF-8"))?;
+    if s.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
+        return Err(ParseError::Syntax("control characters in arguments"));
+    }
+    Ok(s)
+}
+
+fn optional_string(args: &[u8]) -> Result<Option<String>> {
+    let args = trim(args);
+    if args.is_empty() {
+        Ok(None)
+    } else {
+        Ok(Some(text(args)?.to_owned()))
+    }
+}
+
+fn required_string(args: &[u8], hint: &'static str) -> Result<String> {
+    optional_string(args)?.ok_or(ParseError::Syntax(hint))
+}
+
+/// `ehlo = "EHLO" SP ( Domain / address-literal ) CRLF` (and `helo`).
+fn parse_domain_arg(args: &[u8]) -> Result<String> {
+    let arg = trim(args);
+    // Some clients add a comment after the name; only the first word counts.
+    let arg = match memchr::memchr(b' ', arg) {
+        Some(i) => &arg[..i],
+        None => arg,
+    };
+    if arg.is_empty() {
+        return Err(ParseError::Syntax("Syntax: EHLO hostname"));
+    }
+    if std::str::from_utf8(arg).is_err() || !is_domain_or_literal(arg) {
+        return Err(ParseError::BadDomain);
+    }
+    Ok(String::from_utf8_lossy(arg).into_owned())
+}
+
+/// `bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CRLF` (RFC 3030).
+fn parse_bdat(args: &[u8]) -> Result<Command> {
+    const HINT: &str = "Syntax: BDAT size [LAST]";
+    let mut words = trim(args).split(|&b| b == b' ').filter(|w| !w.is_empty());
+    let size = words.next().ok_or(ParseError::Syntax(HINT))?;
+    if size.is_empty() || size.len() > 19 || !size.iter().all(u8::is_ascii_digit) {
+        return Err(ParseError::Syntax(HINT));
+    }
+    let size = std::str::from_utf8(size)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(ParseError::Syntax(HINT))?;
+    let last = match words.next() {
+        None => false,
+        Some(w) if w.eq_ignore_ascii_case(b"LAST") => true,
+        Some(_) => return Err(ParseError::Syntax(HINT)),
+    };
+    if words.next().is_some() {
+        return Err(ParseError::Syntax(HINT));
+    }
+    Ok(Command::Bdat { size, last })
+}
+
+/// `AUTH mechanism [SP initial-response]` (RFC 4954 section 4).
+fn parse_auth(args: &[u8]) -> Result<Command> {
+    const HINT: &str = "Syntax: AUTH mechanism [initial-response]";
+    let mut words = trim(args).split(|&b| b == b' ').filter(|w| !w.is_empty());
+    let mech = words.next().ok_or(ParseError::Syntax(HINT))?;
+    // sasl-mech = 1*20mech-char
+    if mech.len() > 20
+        || !mech
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ParseError::Syntax(HINT));
+    }
+    let mechanism = Mechanism::from_name(std::str::from_utf8(mech).unwrap_or_default());
+    let initial = match words.next() {
+        None => None,
+        Some(ir) if ir == b"=" || is_base64(ir) => Some(String::from_utf8_lossy(ir).into_owned()),
+        Some(_) => return Err(ParseError::Syntax(HINT)),
+    };
+    if words.next().is_some() {
+        return Err(ParseError::Syntax(HINT));
+    }
+    Ok(Command::Auth { mechanism, initial })
+}
+
+pub(crate) fn is_base64(s: &[u8]) -> bool {
+    !s.is_empty()
+        && s.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+}
+
+/// `mail = "MAIL FROM:" Reverse-path [SP Mail-parameters] CRLF`.
+fn parse_mail(args: &[u8]) -> Result<Command> {
+    const HINT: &str = "Syntax: MAIL FROM:<address> [parameters]";
+    let rest = strip_keyword(args, b"FROM:").ok_or(ParseError::Syntax(HINT))?;
+    let (path, rest) = split_path(rest).ok_or(ParseError::Syntax(HINT))?;
+    let from = if path.is_empty() {
+        ReversePath::Null
+    } else {
+        ReversePath::Mailbox(parse_path_mailbox(path).ok_or(ParseError::BadSender)?)
+    };
+    let params = parse_mail_params(rest)?;
+    Ok(Command::Mail { from, params })
+}
+
+/// `rcpt = "RCPT TO:" ( "<Postmaster@" Domain ">" / "<Postmaster>" /
+/// Forward-path ) [SP Rcpt-parameters] CRLF`.
+fn parse_rcpt(args: &[u8]) -> Result<Command> {
+    const HINT: &str = "Syntax: RCPT TO:<address> [parameters]";
+    let rest = strip_keyword(args, b"TO:").ok_or(ParseError::Syntax(HINT))?;
+    let (path, rest) = split_path(rest).ok_or(ParseError::Syntax(HINT))?;
+    let to = if path.eq_ignore_ascii_case(b"postmaster") {
+        ForwardPath::Postmaster
+    } else if path.is_empty() {
+        return Err(ParseError::BadRecipient);
+    } else {
+        ForwardPath::Mailbox(parse_path_mailbox(path).ok_or(ParseError::BadRecipient)?)
+    };
+    let params = parse_rcpt_params(rest)?;
+    Ok(Command::Rcpt { to, params })
+}
+
+/// Strips `FROM:` / `TO:` case-insensitively, and the spaces some clients
+/// put after the colon.
+fn strip_keyword<'a>(args: &'a [u8], keyword: &[u8]) -> Option<&'a [u8]> {
+    let head = args.get(..keyword.len())?;
+    if !head.eq_ignore_ascii_case(keyword) {
+        return None;
+    }
+    let mut rest = &args[keyword.len()..];
+    while let [b' ', tail @ ..] = rest {
+        rest = tail;
+    }
+    Some(rest)
+}
+
+/// Splits `<path> params` into the inside of the angle brackets and the rest.
+/// A `>` inside a quoted local part does not end the path.
+fn split_path(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    let inner = s.strip_prefix(b"<")?;
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, &b) in inner.iter().enumerate() {
+        if escaped {
+            escaped = false;
+        } else if quoted && b == b'\\' {
+            escaped = true;
+        } else if b == b'"' {
+            quoted = !quoted;
+        } else if b == b'>' && !quoted {
+            return Some((&inner[..i], &inner[i + 1..]));
+        }
+    }
+    None
+}
+
+/// `Path = "<" [ A-d-l ":" ] Mailbox ">"`: the source route, if any, is
+/// ignored (RFC 5321 section 4.1.2, "SHOULD accept and ignore").
+fn parse_path_mailbox(path: &[u8]) -> Option<Address> {
+    let mailbox = if path.first() == Some(&b'@') {
+        let colon = memchr::memchr(b':', path)?;
+        let adl = &path[..colon];
+        let ok = adl
+            .split(|&b| b == b',')
+            .all(|hop| hop.strip_prefix(b"@").is_some_and(is_domain));
+        if !ok {
+            return None;
+        }
+        &path[colon + 1..]
+    } else {
+        path
+    };
+    match parse_mailbox(mailbox, true)? {
+        (address, []) => Some(address),
+        _ => None,
+    }
+}
+
+/// `Mailbox = Local-part "@" ( Domain / address-literal )`, returning the
+/// address and what follows it. `Local-part = Dot-string / Quoted-string`.
+pub(crate) fn parse_mailbox(s: &[u8], allow_utf8: bool) -> Option<(Address, &[u8])> {
+    if !allow_utf8 && !s.is_ascii() {
+        return None;
+    }
+    let (local, rest): (String, &[u8]) = if s.first() == Some(&b'"') {
+        // Quoted-string = DQUOTE *QcontentSMTP DQUOTE
+        let mut local = Vec::new();
+        let mut i = 1;
+        loop {
+            match *s.get(i)? {
+                b'"' => break,
+                b'\\' => {
+                    let c = *s.get(i + 1)?;
+                    if !(32..=126).contains(&c) {
+                        return None;
+                    }
+                    local.push(c);
+                    i += 2;
+                }
+                c if (32..=126).contains(&c) || c >= 0x80 => {
+                    local.push(c);
+                    i += 1;
+                }
+                _ => return None,
+            }
+        }
+        if local.is_empty() {
+            return None;
+        }
+        (String::from_utf8(local).ok()?, &s[i + 1..])
+    } else {
+        let at = memchr::memrchr(b'@', s)?;
+        let local = &s[..at];
+        if !is_dot_string(local) {
+            return None;
+        }
+        (std::str::from_utf8(local).ok()?.to_owned(), &s[at..])
+    };
+    let rest = rest.strip_prefix(b"@")?;
+    let end = rest
+        .iter()
+        .position(|&b| b == b' ' || b == b'>')
+        .unwrap_or(rest.len());
+    let domain = &rest[..end];
+    if !(is_domain(domain) || is_address_literal(domain)) {
+        return None;
+    }
+    let domain = std::str::from_utf8(domain).ok()?;
+    let address = Address::new(&local, domain).ok()?;
+    Some((address, &rest[end..]))
+}
+
+/// `esmtp-param = esmtp-keyword ["=" esmtp-value]`, space separated.
+fn params(rest: &[u8]) -> Result<Vec<(&[u8], Option<&[u8]>)>> {
+    let mut out = Vec::new();
+    for word in rest.split(|&b| b == b' ').filter(|w| !w.is_empty()) {
+        let (keyword, value) = match memchr::memchr(b'=', word) {
+            Some(i) => (&word[..i], Some(&word[i + 1..])),
+            None => (word, None),
+        };
+        // esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
+        let keyword_ok = keyword.first().is_some_and(u8::is_ascii_alphanumeric)
+            && keyword
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-');
+        // esmtp-value = 1*(%d33-60 / %d62-126 / UTF8-non-ascii)
+        let value_ok = value.is_none_or(|v| {
+            !v.is_empty() && std::str::from_utf8(v).is_ok() && v.iter().all(|&b| b > 32 && b != 127)
+        });
+        if !keyword_ok || !value_ok {
+            return Err(ParseError::Syntax("malformed parameter"));
+        }
+        out.push((keyword, value));
+    }
+    Ok(out)
+}
+
+fn utf8(v: &[u8]) -> String {
+    String::from_utf8_lossy(v).into_owned()
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T) -> Result<()> {
+    if slot.is_some() {
+        return Err(ParseError::Syntax("duplicate parameter"));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn parse_mail_params(rest: &[u8]) -> Result<MailParams> {
+    let mut p = MailParams::default();
+    for (keyword, value) in params(rest)? {
+        let upper = keyword.to_ascii_uppercase();
+        match (upper.as_slice(), value) {
+            (b"SIZE", Some(v)) => {
+                let size = std::str::from_utf8(v)
+                    .ok()
+                    .filter(|v| v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse().ok())
+                    .ok_or(ParseError::Syntax("SIZE needs a number"))?;
+                set_once(&mut p.size, size)?;
+            }
+            (b"BODY", Some(v)) => {
+                let body = if v.eq_ignore_ascii_case(b"7BIT") {
+                    BodyType::SevenBit
+                } else if v.eq_ignore_ascii_case(b"8BITMIME") {
+                    BodyType::EightBitMime
+                } else if v.eq_ignore_ascii_case(b"BINARYMIME") {
+                    BodyType::BinaryMime
+                } else {
+                    return Err(ParseError::Syntax("BODY must be 7BIT, 8BITMIME or BINARYMIME"));
+                };
+                set_once(&mut p.body, body)?;
+            }
+            (b"SMTPUTF8", None) => {
+                if p.smtputf8 {
+                    return Err(ParseError::Syntax("duplicate parameter"));
+                }
+                p.smtputf8 = true;
+            }
+            (b"RET", Some(v)) => {
+                let ret = if v.eq_ignore_ascii_case(b"FULL") {
+                    Ret::Full
+                } else if v.eq_ignore_ascii_case(b"HDRS") {
+                    Ret::Headers
+                } else {
+                    return Err(ParseError::Syntax("RET must be FULL or HDRS"));
+                };
+                set_once(&mut p.ret, ret)?;
+            }
+            (b"ENVID", Some(v)) => {
+                let envid = xtext_decode(v)
+                    .filter(|e| e.len() <= 100)
+                    .ok_or(ParseError::Syntax("ENVID must be xtext"))?;
+                set_once(&mut p.envid, envid)?;
+            }
+            (b"AUTH", Some(v)) => {
+                let auth = if v == b"<>" {
+                    "<>".to_owned()
+                } else {
+                    xtext_decode(v).ok_or(ParseError::Syntax("AUTH must be xtext"))?
+                };
+                set_once(&mut p.auth, auth)?;
+            }
+            (b"SIZE" | b"BODY" | b"RET" | b"ENVID" | b"AUTH", None) | (b"SMTPUTF8", Some(_)) => {
+                return Err(ParseError::Syntax("malformed parameter"));
+            }
+            _ => p.other.push(OtherParam {
+                keyword: utf8(keyword),
+                value: value.map(utf8),
+            }),
+        }
+    }
+    Ok(p)
+}
+
+fn parse_rcpt_params(rest: &[u8]) -> Result<RcptParams> {
+    let mut p = RcptParams::default();
+    for (keyword, value) in params(rest)? {
+        let upper = keyword.to_ascii_uppercase();
+        match (upper.as_slice(), value) {
+            (b"NOTIFY", Some(v)) => {
+                let notify = parse_notify(v).ok_or(ParseError::Syntax(
+                    "NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY",
+                ))?;
+                set_once(&mut p.notify, notify)?;
+            }
+            (b"ORCPT", Some(v)) => {
+                let orcpt = parse_orcpt(v).ok_or(ParseError::Syntax("ORCPT must be type;xtext"))?;
+                set_once(&mut p.orcpt, orcpt)?;
+            }
+            (b"NOTIFY" | b"ORCPT", None) => return Err(ParseError::Syntax("malformed parameter")),
+            _ => p.other.push(OtherParam {
+                keyword: utf8(keyword),
+                value: value.map(utf8),
+            }),
+        }
+    }
+    Ok(p)
+}
+
+/// `notify-esmtp-value = "NEVER" / 1#notify-list-element`.
+fn parse_notify(v: &[u8]) -> Option<Notify> {
+    if v.eq_ignore_ascii_case(b"NEVER") {
+        return Some(Notify::NEVER);
+    }
+    let mut n = Notify::default();
+    for item in v.split(|&b| b == b',') {
+        let flag = if item.eq_ignore_ascii_case(b"SUCCESS") {
+            &mut n.success
+        } else if item.eq_ignore_ascii_case(b"FAILURE") {
+            &mut n.failure
+        } else if item.eq_ignore_ascii_case(b"DELAY") {
+            &mut n.delay
+        } else {
+            return None;
+        };
+        if *flag {
+            return None;
+        }
+        *flag = true;
+    }
+    Some(n)
+}
+
+/// `orcpt-value = addr-type ";" xtext`.
+fn parse_orcpt(v: &[u8]) -> Option<OriginalRecipient> {
+    let semi = memchr::memchr(b';', v)?;
+    let addr_type = &v[..semi];
+    if addr_type.is_empty() || !addr_type.iter().all(|&b| is_atext(b) && b < 0x80) {
+        return None;
+    }
+    let address = xtext_decode(&v[semi + 1..]).filter(|a| !a.is_empty())?;
+    Some(OriginalRecipient {
+        addr_type: utf8(addr_type),
+        address,
+    })
+}
+
+fn encode_mail_params(p: &MailParams, out: &mut Vec<u8>) {
+    if let Some(size) = p.size {
+        out.extend_from_slice(format!(" SIZE={size}").as_bytes());
+    }
+    if let Some(body) = p.body {
+        out.extend_from_slice(b" BODY=");
+        out.extend_from_slice(body.as_str().as_bytes());
+    }
+    if p.smtputf8 {
+        out.extend_from_slice(b" SMTPUTF8");
+    }
+    if let Some(ret) = p.ret {
+        out.extend_from_slice(match ret {
+            Ret::Full => b" RET=FULL",
+            Ret::Headers => b" RET=HDRS",
+        });
+    }
+    if let Some(envid) = &p.envid {
+        out.extend_from_slice(b" ENVID=");
+        xtext_encode(envid, out);
+    }
+    if let Some(auth) = &p.auth {
+        out.extend_from_slice(b" AUTH=");
+        if auth == "<>" {
+            out.extend_from_slice(b"<>");
+        } else {
+            xtext_encode(auth, out);
+        }
+    }
+    encode_other(&p.other, out);
+}
+
+fn encode_rcpt_params(p: &RcptParams, out: &mut Vec<u8>) {
+    if let Some(n) = p.notify {
+        out.extend_from_slice(b" NOTIFY=");
+        if n.is_never() {
+            out.extend_from_slice(b"NEVER");
+        } else {
+            let items: Vec<&str> = [
+                (n.success, "SUCCESS"),
+                (n.failure, "FAILURE"),
+                (n.delay, "DELAY"),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, name)| *name)
+            .collect();
+            out.extend_from_slice(items.join(",").as_bytes());
+        }
+    }
+    if let Some(o) = &p.orcpt {
+        out.extend_from_slice(b" ORCPT=");
+        out.extend_from_slice(o.addr_type.as_bytes());
+        out.push(b';');
+        xtext_encode(&o.address, out);
+    }
+    encode_other(&p.other, out);
+}
+
+fn encode_other(other: &[OtherParam], out: &mut Vec<u8>) {
+    for param in other {
+        out.push(b' ');
+        out.extend_from_slice(param.keyword.as_bytes());
+        if let Some(v) = &param.value {
+            out.push(b'=');
+            out.extend_from_slice(v.as_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> Address {
+        Address::parse(s).unwrap()
+    }
+
+    fn roundtrip(line: &str) -> Command {
+        let cmd = Command::parse(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let mut out = Vec::new();
+        cmd.encode(&mut out);
+        assert!(out.ends_with(b"\r\n"));
+        let again = Command::parse(&out[..out.len() - 2]).unwrap();
+        assert_eq!(cmd, again, "{line} -> {}", String::from_utf8_lossy(&out));
+        cmd
+    }
+
+    #[test]
+    fn known_answers() {
+        let table: &[(&str, Command)] = &[
+            ("HELO relay.example.org", Command::Helo("relay.example.org".into())),
+            ("ehlo [192.0.2.1]", Command::Ehlo("[192.0.2.1]".into())),
+            ("EHLO client.example comment", Command::Ehlo("client.example".into())),
+            (
+                "MAIL FROM:<>",
+                Command::Mail {
+                    from: ReversePath::Null,
+                    params: MailParams::default(),
+                },
+            ),
+            (
+                "mail from: <a@b.example>",
+                Command::Mail {
+                    from: ReversePath::Mailbox(addr("a@b.example")),
+                    params: MailParams::default(),
+                },
+            ),
+            (
+                "MAIL FROM:<@hop1,@hop2:user@example.com> SIZE=1000 BODY=8BITMIME",
+                Command::Mail {
+                    from: ReversePath::Mailbox(addr("user@example.com")),
+                    params: MailParams {
+                        size: Some(1000),
+                        body: Some(BodyType::EightBitMime),
+                        ..MailParams::default()
+                    },
+                },
+            ),
+            (
+                "RCPT TO:<Postmaster>",
+                Command::Rcpt {
+                    to: ForwardPath::Postmaster,
+                    params: RcptParams::default(),
+                },
+            ),
+            (
+                "RCPT TO:<\"john doe\"@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;john+2Bx@example.com",
+                Command::Rcpt {
+                    to: ForwardPath::Mailbox(Address::new("john doe", "example.com").unwrap()),
+                    params: RcptParams {
+                        notify: Some(Notify {
+                            success: true,
+                            failure: true,
+                            delay: false,
+                        }),
+                        orcpt: Some(OriginalRecipient {
+                            addr_type: "rfc822".into(),
+                            address: "john+x@example.com".into(),
+                        }),
+                        other: vec![],
+                    },
+                },
+            ),
+            ("DATA", Command::Data),
+            ("BDAT 1000", Command::Bdat { size: 1000, last: false }),
+            ("bdat 0 last", Command::Bdat { size: 0, last: true }),
+            ("RSET", Command::Rset),
+            ("NOOP", Command::Noop(None)),
+            ("NOOP hello there", Command::Noop(Some("hello there".into()))),
+            ("QUIT", Command::Quit),
+            ("VRFY postmaster", Command::Vrfy("postmaster".into())),
+            ("EXPN staff", Command::Expn("staff".into())),
+            ("HELP", Command::Help(None)),
+            ("HELP MAIL", Command::Help(Some("MAIL".into()))),
+            ("STARTTLS", Command::StartTls),
+            (
+                "AUTH PLAIN AHVzZXIAcGFzcw==",
+                Command::Auth {
+                    mechanism: Mechanism::Plain,
+                    initial: Some("AHVzZXIAcGFzcw==".into()),
+                },
+            ),
+            (
+                "auth login",
+                Command::Auth {
+                    mechanism: Mechanism::Login,
+                    initial: None,
+                },
+            ),
+        ];
+        for (line, expected) in table {
+            assert_eq!(&roundtrip(line), expected, "{line}");
+        }
+    }
+
+    #[test]
+    fn dsn_and_utf8_parameters() {
+        let cmd = roundtrip(
+            "MAIL FROM:<ü@bücher.example> SMTPUTF8 RET=HDRS ENVID=QQ+2B123 AUTH=<> X-FOO=bar XBARE",
+        );
+        let Command::Mail { from, params } = cmd else {
+            panic!()
+        };
+        assert_eq!(from.address().unwrap().as_str(), "ü@bücher.example");
+        assert!(params.smtputf8);
+        assert_eq!(params.ret, Some(Ret::Headers));
+        assert_eq!(params.envid.as_deref(), Some("QQ+123"));
+        assert_eq!(params.auth.as_deref(), Some("<>"));
+        assert_eq!(params.other.len(), 2);
+        roundtrip("MAIL FROM:<a@b.example> AUTH=user+2Bx@b.example BODY=BINARYMIME");
+        roundtrip("RCPT TO:<a@b.example> NOTIFY=NEVER");
+        roundtrip("RCPT TO:<a@[IPv6:2001:db8::1]> NOTIFY=DELAY");
+    }
+
+    #[test]
+    fn errors() {
+        let table: &[(&str, ParseError)] = &[
+            ("TURN", ParseError::NotImplemented),
+            ("XYZZY", ParseError::NotImplemented),
+            ("", ParseError::NotImplemented),
+            ("HELO", ParseError::Syntax("Syntax: EHLO hostname")),
+            ("EHLO bad..name", ParseError::BadDomain),
+            ("MAIL TO:<a@b.c>", ParseError::Syntax("Syntax: MAIL FROM:<address> [parameters]")),
+            ("MAIL FROM:a@b.c", ParseError::Syntax("Syntax: MAIL FROM:<address> [parameters]")),
+            ("MAIL FROM:<a@b.c", ParseError::Syntax("Syntax: MAIL FROM:<address> [parameters]")),
+            ("MAIL FROM:<a b@c.d>", ParseError::BadSender),
+            ("MAIL FROM:<a@>", ParseError::BadSender),
+            ("MAIL FROM:<@c.d>", ParseError::BadSender),
+            ("RCPT TO:<>", ParseError::BadRecipient),
+            ("RCPT TO:<a..b@c.d>", ParseError::BadRecipient),
+            ("MAIL FROM:<a@b.c> SIZE=abc", ParseError::Syntax("SIZE needs a number")),
+            ("MAIL FROM:<a@b.c> SIZE=1 SIZE=2", ParseError::Syntax("duplicate parameter")),
+            (
+                "MAIL FROM:<a@b.c> BODY=9BIT",
+                ParseError::Syntax("BODY must be 7BIT, 8BITMIME or BINARYMIME"),
+            ),
+            ("DATA now", ParseError::Syntax("DATA takes no arguments")),
+            ("BDAT", ParseError::Syntax("Syntax: BDAT size [LAST]")),
+            ("BDAT -1", ParseError::Syntax("Syntax: BDAT size [LAST]")),
+            ("BDAT 99999999999999999999", ParseError::Syntax("Syntax: BDAT size [LAST]")),
+            ("BDAT 10 FIRST", ParseError::Syntax("Syntax: BDAT size [LAST]")),
+            ("VRFY", ParseError::Syntax("Syntax: VRFY string")),
+            ("AUTH", ParseError::Syntax("Syntax: AUTH mechanism [initial-response]")),
+            ("AUTH PLAIN not*base64", ParseError::Syntax("Syntax: AUTH mechanism [initial-response]")),
+        ];
+        for (line, expected) in table {
+            assert_eq!(&Command::parse(line.as_bytes()).unwrap_err(), expected, "{line}");
+        }
+    }
+
+    #[test]
+    fn error_replies_follow_the_catalogue() {
+        assert_eq!(ParseError::NotImplemented.reply().code(), 502);
+        assert_eq!(ParseError::Syntax("x").reply().code(), 501);
+        assert_eq!(ParseError::BadDomain.reply().code(), 501);
+        assert_eq!(ParseError::BadSender.reply().code(), 501);
+    }
+}
