@@ -220,9 +220,6 @@ pub enum ClientError {
     /// The server sent something that is not an SMTP reply.
     #[error("malformed reply: {0}")]
     Protocol(#[from] ReplyError),
-    /// The server sent a reply nothing was waiting for.
-    #[error("unexpected reply: {0}")]
-    Unexpected(Reply),
     /// The server closed the session (`421`).
     #[error("the server closed the session: {0}")]
     ServiceClosing(Reply),
@@ -438,7 +435,21 @@ impl ClientSession {
         }
         self.progress_at = now;
         self.input.extend_from_slice(bytes);
+        self.process_input(now);
+    }
+
+    /// Reads replies while some command waits for one. Replies that come
+    /// while the host decides (after `Ready` or `SendBody`) wait in the
+    /// buffer, bounded by the reply line limit, so that what the session does
+    /// never depends on how the input was split.
+    fn process_input(&mut self, now: Instant) {
         while !matches!(self.phase, Phase::Closed | Phase::TlsHandshake) {
+            if self.expect.is_empty() {
+                if self.input.len() > self.config.limits.reply.line {
+                    self.fail(ClientError::Protocol(ReplyError::LineTooLong), false);
+                }
+                break;
+            }
             let Some(i) = memchr::memchr(b'\n', &self.input[self.scanned..]) else {
                 self.scanned = self.input.len();
                 if self.input.len() > self.config.limits.reply.line {
@@ -512,7 +523,11 @@ impl ClientSession {
         self.caps = Capabilities::default();
         self.input.clear();
         self.scanned = 0;
-        self.send(now, &Command::Ehlo(self.config.helo_name.clone()), Expect::Ehlo);
+        self.send(
+            now,
+            &Command::Ehlo(self.config.helo_name.clone()),
+            Expect::Ehlo,
+        );
         Ok(())
     }
 
@@ -537,9 +552,7 @@ impl ClientSession {
         }
         let caps = &self.caps;
         let binary = envelope.params.body == Some(BodyType::BinaryMime);
-        let chunking = caps.chunking
-            && caps.pipelining
-            && (self.config.prefer_chunking || binary);
+        let chunking = caps.chunking && caps.pipelining && (self.config.prefer_chunking || binary);
         let mut params = envelope.params.clone();
         params.size = envelope.size.filter(|_| caps.size.is_some());
         params.body = params.body.filter(|b| match b {
@@ -601,17 +614,29 @@ impl ClientSession {
             _ => false,
         };
         if too_big {
-            return Some(made_up(552, (5, 3, 4), "Message too big for the receiving server"));
+            return Some(made_up(
+                552,
+                (5, 3, 4),
+                "Message too big for the receiving server",
+            ));
         }
         let needs_utf8 = envelope.params.smtputf8
             || envelope.from.address().is_some_and(|a| !a.is_ascii())
             || envelope.recipients.iter().any(|(r, _)| !r.is_ascii());
         if needs_utf8 && !caps.smtputf8 {
-            return Some(made_up(553, (5, 6, 7), "The receiving server does not support SMTPUTF8"));
+            return Some(made_up(
+                553,
+                (5, 6, 7),
+                "The receiving server does not support SMTPUTF8",
+            ));
         }
         let binary = envelope.params.body == Some(BodyType::BinaryMime);
         if binary && !(caps.binary_mime && caps.chunking && caps.pipelining) {
-            return Some(made_up(554, (5, 6, 3), "The receiving server does not accept binary content"));
+            return Some(made_up(
+                554,
+                (5, 6, 3),
+                "The receiving server does not accept binary content",
+            ));
         }
         None
     }
@@ -660,6 +685,7 @@ impl ClientSession {
             .encode(&mut self.out);
             self.out.extend_from_slice(chunk);
             self.expect.push_back(Expect::Chunk);
+            self.process_input(now);
         }
         Ok(())
     }
@@ -682,6 +708,7 @@ impl ClientSession {
         self.phase = Phase::Transaction;
         self.progress_at = now;
         self.expect.push_back(Expect::DataEnd);
+        self.process_input(now);
         Ok(())
     }
 
@@ -699,6 +726,7 @@ impl ClientSession {
         command.encode(&mut self.out);
         self.expect.push_back(expect);
         self.progress_at = now;
+        self.process_input(now);
     }
 
     fn send_raw(&mut self, now: Instant, line: &str, expect: Expect) {
@@ -706,6 +734,7 @@ impl ClientSession {
         self.out.extend_from_slice(b"\r\n");
         self.expect.push_back(expect);
         self.progress_at = now;
+        self.process_input(now);
     }
 
     /// Ends the session: with `quit`, says QUIT first where it can.
@@ -730,14 +759,18 @@ impl ClientSession {
 
     fn on_reply(&mut self, now: Instant, reply: Reply) {
         let Some(expect) = self.expect.pop_front() else {
-            return self.fail(ClientError::Unexpected(reply), false);
+            return;
         };
         if reply.code() == 421 && expect != Expect::Quit {
             return self.fail(ClientError::ServiceClosing(reply), false);
         }
         match expect {
             Expect::Greeting if reply.code() == 220 => {
-                self.send(now, &Command::Ehlo(self.config.helo_name.clone()), Expect::Ehlo);
+                self.send(
+                    now,
+                    &Command::Ehlo(self.config.helo_name.clone()),
+                    Expect::Ehlo,
+                );
             }
             Expect::Greeting => self.fail(ClientError::Greeting(reply), true),
             Expect::Ehlo if reply.code() == 250 => {
@@ -745,7 +778,11 @@ impl ClientSession {
                 self.after_hello(now);
             }
             Expect::Ehlo if reply.is_permanent() => {
-                self.send(now, &Command::Helo(self.config.helo_name.clone()), Expect::Helo);
+                self.send(
+                    now,
+                    &Command::Helo(self.config.helo_name.clone()),
+                    Expect::Helo,
+                );
             }
             Expect::Ehlo => self.fail(ClientError::Helo(reply), true),
             Expect::Helo if reply.code() != 250 => self.fail(ClientError::Helo(reply), true),
@@ -823,7 +860,11 @@ impl ClientSession {
             return self.fail(ClientError::AuthUnavailable, true);
         }
         if self.caps.auth.contains(&Mechanism::Plain) {
-            let message = format!("\0{}\0{}", credentials.username, credentials.password.expose());
+            let message = format!(
+                "\0{}\0{}",
+                credentials.username,
+                credentials.password.expose()
+            );
             let command = Command::Auth {
                 mechanism: Mechanism::Plain,
                 initial: Some(BASE64.encode(message)),
@@ -921,7 +962,9 @@ impl ClientSession {
         let Some(txn) = self.txn.take() else {
             return;
         };
-        let mail = txn.mail.expect("MAIL is answered before a transaction ends");
+        let mail = txn
+            .mail
+            .expect("MAIL is answered before a transaction ends");
         let recipients: Vec<Reply> = txn
             .recipients
             .into_iter()
@@ -931,7 +974,7 @@ impl ClientSession {
         let data = data.filter(|_| offered);
         // Unless the message was stored, the server may still hold an open
         // transaction: RSET before the next MAIL.
-        self.needs_rset = !data.as_ref().is_some_and(|d| d.code() / 100 == 2);
+        self.needs_rset = data.as_ref().is_none_or(|d| d.code() / 100 != 2);
         self.phase = Phase::Ready;
         self.events.push_back(ClientEvent::Done(Outcome {
             mail,
@@ -942,6 +985,10 @@ impl ClientSession {
 }
 
 fn made_up(code: u16, (class, subject, detail): (u8, u16, u16), text: &'static str) -> Reply {
-    Reply::new(code, Some(EnhancedStatus::new(class, subject, detail)), text)
-        .expect("a valid reply")
+    Reply::new(
+        code,
+        Some(EnhancedStatus::new(class, subject, detail)),
+        text,
+    )
+    .expect("a valid reply")
 }

@@ -8,7 +8,7 @@
 use crate::reply::{Reply, ReplyId};
 use crate::types::{
     Address, BodyType, ForwardPath, MailParams, Mechanism, Notify, OriginalRecipient, OtherParam,
-    RcptParams, ReversePath, Ret, is_address_literal, is_atext, is_domain, is_domain_or_literal,
+    RcptParams, Ret, ReversePath, is_address_literal, is_atext, is_domain, is_domain_or_literal,
     is_dot_string, xtext_decode, xtext_encode,
 };
 
@@ -436,7 +436,10 @@ pub(crate) fn parse_mailbox(s: &[u8], allow_utf8: bool) -> Option<(Address, &[u8
 }
 
 /// `esmtp-param = esmtp-keyword ["=" esmtp-value]`, space separated.
-fn params(rest: &[u8]) -> Result<Vec<(&[u8], Option<&[u8]>)>> {
+/// An ESMTP keyword and its value, as sent.
+type RawParam<'a> = (&'a [u8], Option<&'a [u8]>);
+
+fn params(rest: &[u8]) -> Result<Vec<RawParam<'_>>> {
     let mut out = Vec::new();
     for word in rest.split(|&b| b == b' ').filter(|w| !w.is_empty()) {
         let (keyword, value) = match memchr::memchr(b'=', word) {
@@ -493,7 +496,9 @@ fn parse_mail_params(rest: &[u8]) -> Result<MailParams> {
                 } else if v.eq_ignore_ascii_case(b"BINARYMIME") {
                     BodyType::BinaryMime
                 } else {
-                    return Err(ParseError::Syntax("BODY must be 7BIT, 8BITMIME or BINARYMIME"));
+                    return Err(ParseError::Syntax(
+                        "BODY must be 7BIT, 8BITMIME or BINARYMIME",
+                    ));
                 };
                 set_once(&mut p.body, body)?;
             }
@@ -693,9 +698,15 @@ mod tests {
     #[test]
     fn known_answers() {
         let table: &[(&str, Command)] = &[
-            ("HELO relay.example.org", Command::Helo("relay.example.org".into())),
+            (
+                "HELO relay.example.org",
+                Command::Helo("relay.example.org".into()),
+            ),
             ("ehlo [192.0.2.1]", Command::Ehlo("[192.0.2.1]".into())),
-            ("EHLO client.example comment", Command::Ehlo("client.example".into())),
+            (
+                "EHLO client.example comment",
+                Command::Ehlo("client.example".into()),
+            ),
             (
                 "MAIL FROM:<>",
                 Command::Mail {
@@ -747,11 +758,26 @@ mod tests {
                 },
             ),
             ("DATA", Command::Data),
-            ("BDAT 1000", Command::Bdat { size: 1000, last: false }),
-            ("bdat 0 last", Command::Bdat { size: 0, last: true }),
+            (
+                "BDAT 1000",
+                Command::Bdat {
+                    size: 1000,
+                    last: false,
+                },
+            ),
+            (
+                "bdat 0 last",
+                Command::Bdat {
+                    size: 0,
+                    last: true,
+                },
+            ),
             ("RSET", Command::Rset),
             ("NOOP", Command::Noop(None)),
-            ("NOOP hello there", Command::Noop(Some("hello there".into()))),
+            (
+                "NOOP hello there",
+                Command::Noop(Some("hello there".into())),
+            ),
             ("QUIT", Command::Quit),
             ("VRFY postmaster", Command::Vrfy("postmaster".into())),
             ("EXPN staff", Command::Expn("staff".into())),
@@ -805,16 +831,31 @@ mod tests {
             ("", ParseError::NotImplemented),
             ("HELO", ParseError::Syntax("Syntax: EHLO hostname")),
             ("EHLO bad..name", ParseError::BadDomain),
-            ("MAIL TO:<a@b.c>", ParseError::Syntax("Syntax: MAIL FROM:<address> [parameters]")),
-            ("MAIL FROM:a@b.c", ParseError::Syntax("Syntax: MAIL FROM:<address> [parameters]")),
-            ("MAIL FROM:<a@b.c", ParseError::Syntax("Syntax: MAIL FROM:<address> [parameters]")),
+            (
+                "MAIL TO:<a@b.c>",
+                ParseError::Syntax("Syntax: MAIL FROM:<address> [parameters]"),
+            ),
+            (
+                "MAIL FROM:a@b.c",
+                ParseError::Syntax("Syntax: MAIL FROM:<address> [parameters]"),
+            ),
+            (
+                "MAIL FROM:<a@b.c",
+                ParseError::Syntax("Syntax: MAIL FROM:<address> [parameters]"),
+            ),
             ("MAIL FROM:<a b@c.d>", ParseError::BadSender),
             ("MAIL FROM:<a@>", ParseError::BadSender),
             ("MAIL FROM:<@c.d>", ParseError::BadSender),
             ("RCPT TO:<>", ParseError::BadRecipient),
             ("RCPT TO:<a..b@c.d>", ParseError::BadRecipient),
-            ("MAIL FROM:<a@b.c> SIZE=abc", ParseError::Syntax("SIZE needs a number")),
-            ("MAIL FROM:<a@b.c> SIZE=1 SIZE=2", ParseError::Syntax("duplicate parameter")),
+            (
+                "MAIL FROM:<a@b.c> SIZE=abc",
+                ParseError::Syntax("SIZE needs a number"),
+            ),
+            (
+                "MAIL FROM:<a@b.c> SIZE=1 SIZE=2",
+                ParseError::Syntax("duplicate parameter"),
+            ),
             (
                 "MAIL FROM:<a@b.c> BODY=9BIT",
                 ParseError::Syntax("BODY must be 7BIT, 8BITMIME or BINARYMIME"),
@@ -822,14 +863,30 @@ mod tests {
             ("DATA now", ParseError::Syntax("DATA takes no arguments")),
             ("BDAT", ParseError::Syntax("Syntax: BDAT size [LAST]")),
             ("BDAT -1", ParseError::Syntax("Syntax: BDAT size [LAST]")),
-            ("BDAT 99999999999999999999", ParseError::Syntax("Syntax: BDAT size [LAST]")),
-            ("BDAT 10 FIRST", ParseError::Syntax("Syntax: BDAT size [LAST]")),
+            (
+                "BDAT 99999999999999999999",
+                ParseError::Syntax("Syntax: BDAT size [LAST]"),
+            ),
+            (
+                "BDAT 10 FIRST",
+                ParseError::Syntax("Syntax: BDAT size [LAST]"),
+            ),
             ("VRFY", ParseError::Syntax("Syntax: VRFY string")),
-            ("AUTH", ParseError::Syntax("Syntax: AUTH mechanism [initial-response]")),
-            ("AUTH PLAIN not*base64", ParseError::Syntax("Syntax: AUTH mechanism [initial-response]")),
+            (
+                "AUTH",
+                ParseError::Syntax("Syntax: AUTH mechanism [initial-response]"),
+            ),
+            (
+                "AUTH PLAIN not*base64",
+                ParseError::Syntax("Syntax: AUTH mechanism [initial-response]"),
+            ),
         ];
         for (line, expected) in table {
-            assert_eq!(&Command::parse(line.as_bytes()).unwrap_err(), expected, "{line}");
+            assert_eq!(
+                &Command::parse(line.as_bytes()).unwrap_err(),
+                expected,
+                "{line}"
+            );
         }
     }
 

@@ -36,6 +36,6 @@ pub use server::{
     MailRequest, MessageRequest, Misuse, RcptRequest, ServerConfig, ServerSession, VerifyRequest,
 };
 pub use types::{
-    Address, BodyType, Credentials, ForwardPath, MailParams, Mechanism, Notify,
-    OriginalRecipient, RcptParams, Ret, ReversePath, Secret,
+    Address, BodyType, Credentials, ForwardPath, MailParams, Mechanism, Notify, OriginalRecipient,
+    RcptParams, Ret, ReversePath, Secret,
 };

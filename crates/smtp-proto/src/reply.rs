@@ -104,7 +104,8 @@ impl Reply {
             .chars()
             .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
             .collect();
-        self.try_with_text(clean).unwrap_or_else(|_| unreachable_reply())
+        self.try_with_text(clean)
+            .unwrap_or_else(|_| unreachable_reply())
     }
 
     fn try_with_text(mut self, text: impl Into<Cow<'static, str>>) -> Result<Reply, InvalidReply> {
@@ -113,9 +114,7 @@ impl Reply {
             return Err(InvalidReply);
         }
         self.lines = if text.contains('\n') {
-            text.split('\n')
-                .map(|l| Cow::Owned(l.to_owned()))
-                .collect()
+            text.split('\n').map(|l| Cow::Owned(l.to_owned())).collect()
         } else {
             vec![text]
         };
@@ -313,10 +312,15 @@ impl ReplyReader {
         }
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.len() < 3 || !line[..3].iter().all(u8::is_ascii_digit) || !(b'2'..=b'5').contains(&line[0]) {
+        if line.len() < 3
+            || !line[..3].iter().all(u8::is_ascii_digit)
+            || !(b'2'..=b'5').contains(&line[0])
+        {
             return Err(ReplyError::Malformed);
         }
-        let code = u16::from(line[0] - b'0') * 100 + u16::from(line[1] - b'0') * 10 + u16::from(line[2] - b'0');
+        let code = u16::from(line[0] - b'0') * 100
+            + u16::from(line[1] - b'0') * 10
+            + u16::from(line[2] - b'0');
         if self.code.is_some_and(|c| c != code) {
             return Err(ReplyError::InconsistentCode);
         }
@@ -557,7 +561,10 @@ mod tests {
             "354 Start mail input; end with <CRLF>.<CRLF>\r\n"
         );
         let r = Reply::new(250, None, "mx.example\nPIPELINING\nSIZE 1000").unwrap();
-        assert_eq!(enc(&r), "250-mx.example\r\n250-PIPELINING\r\n250 SIZE 1000\r\n");
+        assert_eq!(
+            enc(&r),
+            "250-mx.example\r\n250-PIPELINING\r\n250 SIZE 1000\r\n"
+        );
         let r = Reply::new(550, st(5, 1, 1), "no\nsuch user").unwrap();
         assert_eq!(enc(&r), "550-5.1.1 no\r\n550 5.1.1 such user\r\n");
         assert_eq!(enc(&Reply::new(334, None, "").unwrap()), "334\r\n");
@@ -573,7 +580,10 @@ mod tests {
         }
         let codes: Vec<u16> = ReplyId::ALL.iter().map(|id| id.parts().0).collect();
         for required in [421, 451, 500, 501, 502, 503, 504, 530, 535, 550, 552, 554] {
-            assert!(codes.contains(&required), "{required} missing from the catalogue");
+            assert!(
+                codes.contains(&required),
+                "{required} missing from the catalogue"
+            );
         }
     }
 
@@ -599,20 +609,36 @@ mod tests {
         assert_eq!(n, 21);
         assert_eq!(r.lines().collect::<Vec<_>>(), ["a", "b", "c"]);
         assert_eq!(r.status(), None);
-        let (r, _) = Reply::parse(b"451 4.7.1 Try later\r\n", &limits).unwrap().unwrap();
+        let (r, _) = Reply::parse(b"451 4.7.1 Try later\r\n", &limits)
+            .unwrap()
+            .unwrap();
         assert_eq!(r.status(), st(4, 7, 1));
         assert_eq!(r.text(), "Try later");
         // A status whose class disagrees with the code is text.
-        let (r, _) = Reply::parse(b"250 5.0.0 odd\r\n", &limits).unwrap().unwrap();
+        let (r, _) = Reply::parse(b"250 5.0.0 odd\r\n", &limits)
+            .unwrap()
+            .unwrap();
         assert_eq!(r.status(), None);
         assert_eq!(r.text(), "5.0.0 odd");
         let (r, _) = Reply::parse(b"220\n", &limits).unwrap().unwrap();
         assert_eq!(r.code(), 220);
         assert_eq!(Reply::parse(b"250-a\r\n", &limits), Ok(None));
-        assert_eq!(Reply::parse(b"250-a\r\n251 b\r\n", &limits), Err(ReplyError::InconsistentCode));
-        assert_eq!(Reply::parse(b"25 a\r\n", &limits), Err(ReplyError::Malformed));
-        assert_eq!(Reply::parse(b"250xa\r\n", &limits), Err(ReplyError::Malformed));
-        assert_eq!(Reply::parse(b"650 a\r\n", &limits), Err(ReplyError::Malformed));
+        assert_eq!(
+            Reply::parse(b"250-a\r\n251 b\r\n", &limits),
+            Err(ReplyError::InconsistentCode)
+        );
+        assert_eq!(
+            Reply::parse(b"25 a\r\n", &limits),
+            Err(ReplyError::Malformed)
+        );
+        assert_eq!(
+            Reply::parse(b"250xa\r\n", &limits),
+            Err(ReplyError::Malformed)
+        );
+        assert_eq!(
+            Reply::parse(b"650 a\r\n", &limits),
+            Err(ReplyError::Malformed)
+        );
         let long = vec![b'2'; 5000];
         assert_eq!(Reply::parse(&long, &limits), Err(ReplyError::LineTooLong));
     }

@@ -281,11 +281,21 @@ pub enum Misuse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pending {
     Connect,
-    Helo { domain: String, extended: bool },
-    Auth { username: String },
-    Mail { from: ReversePath, params: MailParams },
+    Helo {
+        domain: String,
+        extended: bool,
+    },
+    Auth {
+        username: String,
+    },
+    Mail {
+        from: ReversePath,
+        params: MailParams,
+    },
     Rcpt,
-    Data { bdat: Option<(u64, bool)> },
+    Data {
+        bdat: Option<(u64, bool)>,
+    },
     Message,
     Verify,
 }
@@ -459,7 +469,9 @@ impl ServerSession {
             last_activity: now,
         };
         let id = session.decide(Pending::Connect);
-        session.events.push_back(Event::Connect(ConnectRequest { id }));
+        session
+            .events
+            .push_back(Event::Connect(ConnectRequest { id }));
         session
     }
 
@@ -848,7 +860,8 @@ impl ServerSession {
         self.discarding.is_none()
             && self.input.len() >= 5
             && self.input[..5].eq_ignore_ascii_case(b"RCPT ")
-            && memchr::memchr(b'\n', &self.input).is_some_and(|i| i < self.config.limits.command_line)
+            && memchr::memchr(b'\n', &self.input)
+                .is_some_and(|i| i < self.config.limits.command_line)
     }
 
     fn process(&mut self) {
@@ -1016,8 +1029,11 @@ impl ServerSession {
             domain: domain.clone(),
             extended,
         });
-        self.events
-            .push_back(Event::Helo(HeloRequest { id, domain, extended }));
+        self.events.push_back(Event::Helo(HeloRequest {
+            id,
+            domain,
+            extended,
+        }));
     }
 
     fn ehlo_reply(&self, client: &str) -> Reply {
@@ -1073,7 +1089,10 @@ impl ServerSession {
         if unsupported {
             return Some(ReplyId::ParamNotRecognized);
         }
-        if params.size.is_some_and(|s| s > self.config.limits.message_size) {
+        if params
+            .size
+            .is_some_and(|s| s > self.config.limits.message_size)
+        {
             return Some(ReplyId::MessageTooBig);
         }
         if from.address().is_some_and(|a| !a.is_ascii()) && !params.smtputf8 {
@@ -1311,8 +1330,7 @@ impl ServerSession {
         self.scanned = 0;
         let newly_failed = !was_failed && reader.failed();
         let (too_big, bare, size) = (reader.too_big, reader.bare, reader.size);
-        self.events
-            .extend(chunks.into_iter().map(Event::DataChunk));
+        self.events.extend(chunks.into_iter().map(Event::DataChunk));
         if newly_failed {
             let reason = if too_big {
                 AbortReason::TooBig
@@ -1356,8 +1374,11 @@ impl ServerSession {
             return self.push_reply(reply);
         }
         let id = self.decide(Pending::Verify);
-        self.events
-            .push_back(Event::Verify(VerifyRequest { id, argument, expand }));
+        self.events.push_back(Event::Verify(VerifyRequest {
+            id,
+            argument,
+            expand,
+        }));
     }
 
     fn starttls(&mut self) {
@@ -1401,7 +1422,10 @@ impl ServerSession {
         };
         if let Some(id) = refused {
             let reply = self.reply(id);
-            return if matches!(id, ReplyId::EncryptionRequired | ReplyId::MechanismNotSupported) {
+            return if matches!(
+                id,
+                ReplyId::EncryptionRequired | ReplyId::MechanismNotSupported
+            ) {
                 self.push_reply(reply)
             } else {
                 self.bad_command(reply)
@@ -1471,7 +1495,12 @@ impl ServerSession {
             return self.auth_malformed();
         }
         let authzid = (!authzid.is_empty() && authzid != authcid).then(|| authzid.to_owned());
-        self.auth_decision(Mechanism::Plain, authzid, authcid.to_owned(), passwd.to_owned());
+        self.auth_decision(
+            Mechanism::Plain,
+            authzid,
+            authcid.to_owned(),
+            passwd.to_owned(),
+        );
     }
 
     fn auth_decision(

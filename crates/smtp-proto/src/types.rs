@@ -386,7 +386,9 @@ pub(crate) fn is_address_literal(s: &[u8]) -> bool {
         Some((tag, content)) => {
             is_domain(tag.as_bytes())
                 && !content.is_empty()
-                && content.bytes().all(|b| (33..=90).contains(&b) || (94..=126).contains(&b))
+                && content
+                    .bytes()
+                    .all(|b| (33..=90).contains(&b) || (94..=126).contains(&b))
         }
         None => false,
     }
