@@ -82,6 +82,17 @@ impl Part {
         self.fields.iter().find(|f| f.is(raw, name))
     }
 
+    /// Whether the part is a multipart (it may still have no children when
+    /// its boundary is missing or never occurs).
+    pub fn is_multipart(&self) -> bool {
+        self.multipart
+    }
+
+    /// Whether the part is text (`text/*`, or no usable Content-Type).
+    pub fn is_text(&self) -> bool {
+        self.text
+    }
+
     /// The children of a multipart (empty for other parts).
     pub fn children(&self) -> &[Part] {
         match &self.kind {
