@@ -106,7 +106,10 @@ pub fn prepend_headers(raw: &[u8], fields: &[(&str, &str)]) -> Result<Vec<u8>, M
 fn append_point(raw: &[u8], root: &Part, eol: &[u8]) -> (usize, Vec<u8>) {
     let end = root.fields.last().map_or(root.header.start, |f| f.raw.end);
     let mut prefix = Vec::new();
-    if end > 0 && raw[end - 1] != b'\n' {
+    if end > 0 && raw[end - 1] == b'\r' {
+        // a bare CR at the end must not pair with an LF into an empty line
+        prefix.extend_from_slice(b"\r\n");
+    } else if end > 0 && raw[end - 1] != b'\n' {
         prefix.extend_from_slice(eol);
     }
     (end, prefix)
@@ -684,6 +687,12 @@ mod tests {
         assert!(replace_header(raw, "C", "y").is_err());
         assert_eq!(remove_header(raw, "A").unwrap(), b"B: 2\r\n\r\nbody");
         assert_eq!(set_header(b"A: 1", "B", "2").unwrap(), b"A: 1\r\nB: 2\r\n");
+        // regression (fuzz): a header ending in a bare CR
+        let raw = b"A: 1\nx\r";
+        let out = set_header(raw, "B", "2").unwrap();
+        let msg = Message::parse(&out);
+        assert_eq!(msg.header_text("B").as_deref(), Some("2"));
+        assert!(msg.root().body.is_empty());
     }
 
     #[test]
