@@ -239,7 +239,10 @@ fn bin_names(manifest: &str) -> Vec<String> {
 }
 
 /// Benchmarks: name, package, bench target.
-const BENCHES: &[(&str, &str, &str)] = &[("mime", "ironpost-mime", "bodystructure")];
+const BENCHES: &[(&str, &str, &str)] = &[
+    ("mime", "ironpost-mime", "bodystructure"),
+    ("store", "ironpost-store", "append"),
+];
 
 fn bench(args: &[String]) -> Result {
     let list = || {

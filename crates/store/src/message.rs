@@ -1,0 +1,657 @@
+//! Messages: append and delivery, flags, expunge, copy and move, reading
+//! bodies (SPEC D-4).
+//!
+//! A message row is (mailbox, UID) → modseq, flags, internal date, size and
+//! the body's blob id. Every change takes the mailbox's next modseq. UIDs come
+//! from the mailbox's UIDNEXT, which only grows (also across expunges and
+//! restarts, because it is a column, not `max(uid) + 1`). Quota usage and blob
+//! reference counts are kept by triggers on the message rows, so they are
+//! exact whatever happens; quota is checked before a row is added.
+
+use std::fs::File;
+use std::io::Read;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::Store;
+use crate::blob::{BlobId, BlobStore};
+use crate::commit::WriteCtx;
+use crate::error::{DbResult, Error, Result};
+use crate::feed::Change;
+use crate::mailbox::{Mailbox, load_mailbox};
+use crate::types::{FlagOp, Flags, MailboxId, Timestamp, flags_from_db, flags_to_db, now};
+
+/// A message's index entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Message {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// Its UID.
+    pub uid: u32,
+    /// The modseq of its last change.
+    pub modseq: u64,
+    /// Its flags.
+    pub flags: Flags,
+    /// Its internal date.
+    pub internal_date: Timestamp,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its body.
+    pub blob: BlobId,
+}
+
+/// Where a new message went (IMAP `APPENDUID`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// Its UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// The new message's UID.
+    pub uid: u32,
+    /// Its modseq.
+    pub modseq: u64,
+}
+
+/// The outcome of a copy or move (IMAP `COPYUID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    /// The destination's UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// (source UID, new destination UID) for each message copied, in UID order.
+    pub uids: Vec<(u32, u32)>,
+}
+
+/// One message after a [`Store::store_flags`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagUpdate {
+    /// Its UID.
+    pub uid: u32,
+    /// Its modseq now.
+    pub modseq: u64,
+    /// Its flags now.
+    pub flags: Flags,
+    /// Whether this call changed them.
+    pub changed: bool,
+}
+
+/// The outcome of a [`Store::store_flags`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlagsResult {
+    /// The messages matched (changed or not).
+    pub updated: Vec<FlagUpdate>,
+    /// UIDs left alone because they changed after `unchanged_since`
+    /// (CONDSTORE `MODIFIED`).
+    pub conflicts: Vec<u32>,
+}
+
+const MESSAGE_COLUMNS: &str = "mailbox_id, uid, modseq, flags, keywords, internal_date, size, blob";
+
+fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Message, Vec<u8>)> {
+    let bits: i64 = r.get(3)?;
+    let keywords: String = r.get(4)?;
+    Ok((
+        Message {
+            mailbox: MailboxId(r.get(0)?),
+            uid: r.get::<_, i64>(1)? as u32,
+            modseq: r.get::<_, i64>(2)? as u64,
+            flags: flags_from_db(bits, &keywords),
+            internal_date: r.get(5)?,
+            size: r.get::<_, i64>(6)? as u64,
+            blob: BlobId([0; 32]),
+        },
+        r.get(7)?,
+    ))
+}
+
+fn finish(row: (Message, Vec<u8>)) -> Result<Message> {
+    let (mut m, hash) = row;
+    m.blob = BlobId::from_slice(&hash)?;
+    Ok(m)
+}
+
+fn get_message(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<Option<Message>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ?1 AND uid = ?2"
+    ))
+    .db()?
+    .query_row(params![mailbox.0, uid], row_to_message)
+    .optional()
+    .db()?
+    .map(finish)
+    .transpose()
+}
+
+pub(crate) fn all_uids(conn: &Connection, mailbox: MailboxId) -> Result<Vec<u32>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT uid FROM messages WHERE mailbox_id = ?1 ORDER BY uid")
+        .db()?;
+    let rows = stmt
+        .query_map([mailbox.0], |r| r.get::<_, i64>(0).map(|u| u as u32))
+        .db()?;
+    rows.collect::<rusqlite::Result<_>>().db()
+}
+
+/// Takes the mailbox's next modseq.
+fn bump_modseq(conn: &Connection, mailbox: MailboxId) -> Result<u64> {
+    conn.prepare_cached(
+        "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ?1
+         RETURNING highest_modseq",
+    )
+    .db()?
+    .query_row([mailbox.0], |r| r.get::<_, i64>(0))
+    .optional()
+    .db()?
+    .map(|m| m as u64)
+    .ok_or(Error::NoSuchMailbox(mailbox))
+}
+
+/// The owner's quota and the domain's limits for a message into `mailbox`.
+struct Limits {
+    account: i64,
+    address: String,
+    quota: u64,
+    used: u64,
+    domain: i64,
+    max_message: Option<u64>,
+    max_total: Option<u64>,
+}
+
+fn limits(conn: &Connection, mailbox: MailboxId) -> Result<Limits> {
+    conn.prepare_cached(
+        "SELECT a.id, a.display_local || '@' || d.name, a.quota_bytes, a.used_bytes, d.id,
+         d.max_message_size, d.max_total_size
+         FROM mailboxes m JOIN accounts a ON a.id = m.account_id JOIN domains d ON d.id = a.domain_id
+         WHERE m.id = ?1",
+    )
+    .db()?
+    .query_row([mailbox.0], |r| {
+        Ok(Limits {
+            account: r.get(0)?,
+            address: r.get(1)?,
+            quota: r.get::<_, i64>(2)? as u64,
+            used: r.get::<_, i64>(3)? as u64,
+            domain: r.get(4)?,
+            max_message: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+            max_total: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+        })
+    })
+    .optional()
+    .db()?
+    .ok_or(Error::NoSuchMailbox(mailbox))
+}
+
+/// Refuses `needed` more bytes (in messages of at most `largest` bytes) when
+/// the quota or the domain's limits do not allow them.
+fn check_room(conn: &Connection, l: &Limits, needed: u64, largest: u64) -> Result<()> {
+    if let Some(limit) = l.max_message
+        && largest > limit
+    {
+        return Err(Error::MessageTooLarge {
+            size: largest,
+            limit,
+        });
+    }
+    if l.quota > 0 && l.used + needed > l.quota {
+        return Err(Error::QuotaExceeded {
+            account: l.address.clone(),
+            used: l.used,
+            quota: l.quota,
+            needed,
+        });
+    }
+    if let Some(limit) = l.max_total {
+        let total: i64 = conn
+            .prepare_cached(
+                "SELECT coalesce(sum(used_bytes), 0) FROM accounts WHERE domain_id = ?1",
+            )
+            .db()?
+            .query_row([l.domain], |r| r.get(0))
+            .db()?;
+        if total as u64 + needed > limit {
+            return Err(Error::QuotaExceeded {
+                account: l.address.clone(),
+                used: total as u64,
+                quota: limit,
+                needed,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Makes sure the blob row exists, and the file too (garbage collection runs
+/// on the committer thread, so the file cannot vanish between this check and
+/// the commit).
+fn ensure_blob(conn: &Connection, blobs: &BlobStore, id: &BlobId, size: u64) -> Result<()> {
+    if !blobs.path(id).is_file() {
+        return Err(Error::BlobMissing(*id));
+    }
+    conn.prepare_cached(
+        "INSERT INTO blobs(hash, size, refs) VALUES (?1, ?2, 0) ON CONFLICT(hash) DO NOTHING",
+    )
+    .db()?
+    .execute(params![&id.0[..], size as i64])
+    .db()?;
+    Ok(())
+}
+
+/// Adds one message row with the mailbox's next UID and modseq.
+fn insert(
+    ctx: &mut WriteCtx<'_>,
+    mailbox: MailboxId,
+    blob: &BlobId,
+    size: u64,
+    flags: &Flags,
+    date: Timestamp,
+) -> Result<Appended> {
+    let (uid, uidvalidity, modseq): (i64, i64, i64) = ctx
+        .conn
+        .prepare_cached(
+            "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1
+             WHERE id = ?1 RETURNING uidnext - 1, uidvalidity, highest_modseq",
+        )
+        .db()?
+        .query_row([mailbox.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()
+        .db()?
+        .ok_or(Error::NoSuchMailbox(mailbox))?;
+    if uid >= i64::from(u32::MAX) {
+        return Err(Error::UidsExhausted(mailbox));
+    }
+    let (bits, keywords) = flags_to_db(flags);
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internal_date, size, blob)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .db()?
+        .execute(params![
+            mailbox.0,
+            uid,
+            modseq,
+            bits,
+            keywords,
+            date,
+            size as i64,
+            &blob.0[..]
+        ])
+        .db()?;
+    ctx.count_messages(1);
+    let (uid, modseq) = (uid as u32, modseq as u64);
+    ctx.publish(
+        mailbox,
+        Change::Appended {
+            uid,
+            modseq,
+            flags: flags.clone(),
+            size,
+            internal_date: date,
+        },
+    );
+    Ok(Appended {
+        mailbox,
+        uidvalidity: uidvalidity as u32,
+        uid,
+        modseq,
+    })
+}
+
+/// Removes one message row, recording the expunge.
+fn remove(ctx: &mut WriteCtx<'_>, mailbox: MailboxId, uid: u32) -> Result<()> {
+    let modseq = bump_modseq(ctx.conn, mailbox)?;
+    ctx.conn
+        .prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2")
+        .db()?
+        .execute(params![mailbox.0, uid])
+        .db()?;
+    ctx.conn
+        .prepare_cached(
+            "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+        )
+        .db()?
+        .execute(params![mailbox.0, uid, modseq as i64])
+        .db()?;
+    ctx.publish(mailbox, Change::Expunged { uid, modseq });
+    Ok(())
+}
+
+/// Copies (or moves) the messages `uids` of `src` to `dst`: new UIDs, same
+/// body, same flags and internal date.
+pub(crate) fn transfer(
+    ctx: &mut WriteCtx<'_>,
+    blobs: &BlobStore,
+    src: MailboxId,
+    uids: &[u32],
+    dst: MailboxId,
+    remove_source: bool,
+) -> Result<Copied> {
+    load_mailbox(ctx.conn, src)?;
+    let mut messages = Vec::new();
+    for &uid in uids {
+        if let Some(m) = get_message(ctx.conn, src, uid)? {
+            messages.push(m);
+        }
+    }
+    messages.sort_by_key(|m| m.uid);
+    messages.dedup_by_key(|m| m.uid);
+    let dst_limits = limits(ctx.conn, dst)?;
+    let same_account = limits(ctx.conn, src)?.account == dst_limits.account;
+    if !(remove_source && same_account) {
+        let needed = messages.iter().map(|m| m.size).sum();
+        let largest = messages.iter().map(|m| m.size).max().unwrap_or(0);
+        check_room(ctx.conn, &dst_limits, needed, largest)?;
+    }
+    let mut out = Copied {
+        uidvalidity: load_mailbox(ctx.conn, dst)?.uidvalidity,
+        uids: Vec::with_capacity(messages.len()),
+    };
+    for m in &messages {
+        if !blobs.path(&m.blob).is_file() {
+            return Err(Error::BlobMissing(m.blob));
+        }
+        let new = insert(ctx, dst, &m.blob, m.size, &m.flags, m.internal_date)?;
+        out.uids.push((m.uid, new.uid));
+        if remove_source {
+            remove(ctx, src, m.uid)?;
+        }
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// Appends a message (IMAP `APPEND`): the body is written to the blob
+    /// store and made durable, then the row is committed. Returns once both
+    /// are durable.
+    pub fn append(
+        &self,
+        mailbox: MailboxId,
+        body: &[u8],
+        flags: Flags,
+        internal_date: Option<Timestamp>,
+    ) -> Result<Appended> {
+        self.append_from(mailbox, body, flags, internal_date)
+    }
+
+    /// [`Store::append`] streaming the body from a reader.
+    pub fn append_from(
+        &self,
+        mailbox: MailboxId,
+        body: impl Read,
+        flags: Flags,
+        internal_date: Option<Timestamp>,
+    ) -> Result<Appended> {
+        let (blob, size) = self.blobs().write_durable(body)?;
+        let mut results = self.deliver_written(blob, size, vec![mailbox], flags, internal_date)?;
+        results.pop().unwrap_or(Err(Error::NoSuchMailbox(mailbox)))
+    }
+
+    /// Delivers one body, already in the blob store (see
+    /// [`crate::BlobStore::write`]), to many mailboxes in one transaction: the
+    /// body is stored once however many recipients. Each mailbox gets its own
+    /// result (a full quota refuses only that one). Returns once durable.
+    pub fn deliver(
+        &self,
+        blob: BlobId,
+        mailboxes: &[MailboxId],
+        flags: Flags,
+        internal_date: Option<Timestamp>,
+    ) -> Result<Vec<Result<Appended>>> {
+        // `BlobStore::write` made the body durable, directory included.
+        let size = self.blobs().size(&blob)?;
+        self.deliver_written(blob, size, mailboxes.to_vec(), flags, internal_date)
+    }
+
+    /// [`Store::deliver`] of a body in memory: writes it once, then delivers.
+    pub fn deliver_bytes(
+        &self,
+        body: &[u8],
+        mailboxes: &[MailboxId],
+        flags: Flags,
+        internal_date: Option<Timestamp>,
+    ) -> Result<Vec<Result<Appended>>> {
+        let (blob, size) = self.blobs().write_durable(body)?;
+        self.deliver_written(blob, size, mailboxes.to_vec(), flags, internal_date)
+    }
+
+    fn deliver_written(
+        &self,
+        blob: BlobId,
+        size: u64,
+        mailboxes: Vec<MailboxId>,
+        flags: Flags,
+        internal_date: Option<Timestamp>,
+    ) -> Result<Vec<Result<Appended>>> {
+        let blobs = self.blobs().clone();
+        let date = internal_date.unwrap_or_else(now);
+        self.write(move |ctx| {
+            ensure_blob(ctx.conn, &blobs, &blob, size)?;
+            let mut results = Vec::with_capacity(mailboxes.len());
+            for mailbox in mailboxes {
+                let one = limits(ctx.conn, mailbox)
+                    .and_then(|l| check_room(ctx.conn, &l, size, size))
+                    .and_then(|()| insert(ctx, mailbox, &blob, size, &flags, date));
+                results.push(one);
+            }
+            Ok(results)
+        })
+    }
+
+    /// The messages of a mailbox in UID order.
+    pub fn messages(&self, mailbox: MailboxId) -> Result<Vec<Message>> {
+        self.read(|c| {
+            load_mailbox(c, mailbox)?;
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ?1 ORDER BY uid"
+                ))
+                .db()?;
+            let rows = stmt.query_map([mailbox.0], row_to_message).db()?;
+            rows.map(|r| r.db().and_then(finish)).collect()
+        })
+    }
+
+    /// One message.
+    pub fn message(&self, mailbox: MailboxId, uid: u32) -> Result<Message> {
+        self.read(|c| get_message(c, mailbox, uid))?
+            .ok_or(Error::MessageNotFound { mailbox, uid })
+    }
+
+    /// What changed since `modseq` (CONDSTORE/QRESYNC): the messages with a
+    /// greater modseq, and the UIDs expunged after it.
+    pub fn changes_since(
+        &self,
+        mailbox: MailboxId,
+        modseq: u64,
+    ) -> Result<(Vec<Message>, Vec<u32>)> {
+        self.read(|c| {
+            let tx = c.unchecked_transaction().db()?;
+            load_mailbox(&tx, mailbox)?;
+            let changed = {
+                let mut stmt = tx
+                    .prepare_cached(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ?1 AND modseq > ?2
+                         ORDER BY uid"
+                    ))
+                    .db()?;
+                let rows = stmt
+                    .query_map(params![mailbox.0, modseq as i64], row_to_message)
+                    .db()?;
+                rows.map(|r| r.db().and_then(finish))
+                    .collect::<Result<Vec<_>>>()?
+            };
+            let expunged = {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
+                    )
+                    .db()?;
+                let rows = stmt
+                    .query_map(params![mailbox.0, modseq as i64], |r| {
+                        r.get::<_, i64>(0).map(|u| u as u32)
+                    })
+                    .db()?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().db()?
+            };
+            Ok((changed, expunged))
+        })
+    }
+
+    /// Opens a message's body. A missing or truncated file is reported for
+    /// this message only ([`Error::BlobMissing`], [`Error::BlobCorrupt`]).
+    pub fn open_message(&self, mailbox: MailboxId, uid: u32) -> Result<File> {
+        let m = self.message(mailbox, uid)?;
+        let file = self.blobs().open_file(&m.blob)?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(self.blobs().path(&m.blob), e))?
+            .len();
+        if len != m.size {
+            return Err(Error::BlobCorrupt(m.blob));
+        }
+        Ok(file)
+    }
+
+    /// Reads a message's body whole.
+    pub fn read_message(&self, mailbox: MailboxId, uid: u32) -> Result<Vec<u8>> {
+        let mut file = self.open_message(mailbox, uid)?;
+        let mut out = Vec::new();
+        file.read_to_end(&mut out)
+            .map_err(|e| Error::io(format!("message {mailbox} UID {uid}"), e))?;
+        Ok(out)
+    }
+
+    /// Changes flags (IMAP `STORE`). Each message whose flags change gets a
+    /// new modseq. With `unchanged_since` (CONDSTORE), messages modified after
+    /// that modseq are left alone and listed in [`FlagsResult::conflicts`].
+    /// UIDs that do not exist are ignored.
+    pub fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagsResult> {
+        let uids = uids.to_vec();
+        self.write(move |ctx| {
+            load_mailbox(ctx.conn, mailbox)?;
+            let mut out = FlagsResult::default();
+            for uid in uids {
+                let Some(m) = get_message(ctx.conn, mailbox, uid)? else {
+                    continue;
+                };
+                if unchanged_since.is_some_and(|since| m.modseq > since) {
+                    out.conflicts.push(uid);
+                    continue;
+                }
+                let new: Flags = match op {
+                    FlagOp::Add => m.flags.union(&flags).cloned().collect(),
+                    FlagOp::Remove => m.flags.difference(&flags).cloned().collect(),
+                    FlagOp::Replace => flags.clone(),
+                };
+                if new == m.flags {
+                    out.updated.push(FlagUpdate {
+                        uid,
+                        modseq: m.modseq,
+                        flags: new,
+                        changed: false,
+                    });
+                    continue;
+                }
+                let modseq = bump_modseq(ctx.conn, mailbox)?;
+                let (bits, keywords) = flags_to_db(&new);
+                ctx.conn
+                    .prepare_cached(
+                        "UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5
+                         WHERE mailbox_id = ?1 AND uid = ?2",
+                    )
+                    .db()?
+                    .execute(params![mailbox.0, uid, bits, keywords, modseq as i64])
+                    .db()?;
+                ctx.publish(
+                    mailbox,
+                    Change::FlagsChanged {
+                        uid,
+                        modseq,
+                        flags: new.clone(),
+                    },
+                );
+                out.updated.push(FlagUpdate {
+                    uid,
+                    modseq,
+                    flags: new,
+                    changed: true,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Removes the messages flagged `\Deleted` (IMAP `EXPUNGE`), only those
+    /// among `uids` when given (`UID EXPUNGE`). Returns the UIDs removed.
+    pub fn expunge(&self, mailbox: MailboxId, uids: Option<&[u32]>) -> Result<Vec<u32>> {
+        let only = uids.map(<[u32]>::to_vec);
+        self.write(move |ctx| {
+            load_mailbox(ctx.conn, mailbox)?;
+            let deleted: Vec<u32> = {
+                let mut stmt = ctx
+                    .conn
+                    .prepare_cached(
+                        "SELECT uid FROM messages WHERE mailbox_id = ?1 AND flags & 8 != 0 ORDER BY uid",
+                    )
+                    .db()?;
+                let rows = stmt
+                    .query_map([mailbox.0], |r| r.get::<_, i64>(0).map(|u| u as u32))
+                    .db()?;
+                rows.collect::<rusqlite::Result<_>>().db()?
+            };
+            let mut removed = Vec::new();
+            for uid in deleted {
+                if only.as_ref().is_some_and(|set| !set.contains(&uid)) {
+                    continue;
+                }
+                remove(ctx, mailbox, uid)?;
+                removed.push(uid);
+            }
+            Ok(removed)
+        })
+    }
+
+    /// Removes the given messages whatever their flags (POP3 `DELE` + `QUIT`).
+    pub fn remove_messages(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
+        let uids = uids.to_vec();
+        self.write(move |ctx| {
+            load_mailbox(ctx.conn, mailbox)?;
+            let mut removed = Vec::new();
+            for uid in uids {
+                if get_message(ctx.conn, mailbox, uid)?.is_some() {
+                    remove(ctx, mailbox, uid)?;
+                    removed.push(uid);
+                }
+            }
+            Ok(removed)
+        })
+    }
+
+    /// Copies messages to another mailbox (IMAP `COPY`): new UIDs, same body.
+    pub fn copy_messages(&self, src: MailboxId, uids: &[u32], dst: MailboxId) -> Result<Copied> {
+        let uids = uids.to_vec();
+        let blobs = self.blobs().clone();
+        self.write(move |ctx| transfer(ctx, &blobs, src, &uids, dst, false))
+    }
+
+    /// Moves messages to another mailbox (IMAP `MOVE`): new UIDs in `dst`,
+    /// expunged from `src`, in one transaction.
+    pub fn move_messages(&self, src: MailboxId, uids: &[u32], dst: MailboxId) -> Result<Copied> {
+        let uids = uids.to_vec();
+        let blobs = self.blobs().clone();
+        self.write(move |ctx| transfer(ctx, &blobs, src, &uids, dst, true))
+    }
+}
+
+/// The POP3 `UIDL` of a message: stable while the mailbox's UIDVALIDITY is.
+pub fn pop3_uidl(mailbox: &Mailbox, uid: u32) -> String {
+    format!("{}.{uid}", mailbox.uidvalidity)
+}

@@ -1,0 +1,107 @@
+//! The versioned schema. `PRAGMA user_version` holds the version; opening a
+//! store applies every migration above it, each in its own transaction.
+//!
+//! To add tables (the policy objects of SPEC D-5, say): write
+//! `migrations/NNNN_what.sql` and append one [`Migration`] to [`MIGRATIONS`].
+//! Never edit a migration that has shipped.
+
+use rusqlite::Connection;
+
+use crate::error::{DbResult, Error, Result};
+
+/// One schema step.
+pub(crate) struct Migration {
+    /// The version the database has after this step (1, 2, 3... without gaps).
+    pub(crate) version: u32,
+    /// The SQL, run as one batch inside a transaction.
+    pub(crate) sql: &'static str,
+}
+
+/// Every migration, in order.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("migrations/0001_initial.sql"),
+}];
+
+/// The schema version this build creates.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Per-connection settings: every connection, the writer's and the pool's.
+pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 10000;
+         PRAGMA synchronous = FULL;
+         PRAGMA temp_store = MEMORY;",
+    )
+}
+
+/// Puts the database in WAL mode and applies the missing migrations.
+/// Returns the version the database is at afterwards.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<u32> {
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .db()?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Database(format!(
+            "cannot switch to WAL mode (journal_mode is {mode})"
+        )));
+    }
+    let known = MIGRATIONS.last().map_or(0, |m| m.version);
+    let mut current: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .db()?;
+    if current > known {
+        return Err(Error::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for migration in MIGRATIONS {
+        if migration.version <= current {
+            continue;
+        }
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .db()?;
+        // Another process may have migrated meanwhile.
+        let now: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).db()?;
+        if now >= migration.version {
+            current = now;
+            continue;
+        }
+        tx.execute_batch(migration.sql).db()?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", migration.version))
+            .db()?;
+        tx.commit().db()?;
+        current = migration.version;
+    }
+    Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_contiguous_and_the_last_is_current() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version as usize, i + 1);
+        }
+        assert_eq!(MIGRATIONS.last().unwrap().version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn migrating_twice_is_a_no_op_and_newer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("t.db")).unwrap();
+        configure(&conn).unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), SCHEMA_VERSION);
+        assert_eq!(migrate(&mut conn).unwrap(), SCHEMA_VERSION);
+        conn.execute_batch("PRAGMA user_version = 999").unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(Error::SchemaTooNew { found: 999, .. })
+        ));
+    }
+}

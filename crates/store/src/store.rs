@@ -1,0 +1,222 @@
+//! [`Store`]: opening, configuration, and the read/write plumbing every
+//! concern module (`domain`, `account`, `mailbox`...) builds its calls on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::blob::BlobStore;
+use crate::commit::{Committer, WriteCtx};
+use crate::error::{DbResult, Error, Result};
+use crate::feed::{Change, Feed, FeedHandle, Subscription};
+use crate::password::{self, PasswordParams};
+use crate::schema;
+use crate::stats::{Counters, Stats};
+use crate::types::MailboxId;
+
+/// How to open a store. Build with [`StoreConfig::new`] and change fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreConfig {
+    /// The data directory: `store.db` and `blobs/` live here.
+    pub dir: PathBuf,
+    /// The mailbox hierarchy delimiter (`/` or `.`), fixed when the store is
+    /// created; a store opened later keeps the one it was created with.
+    pub delimiter: char,
+    /// Read connections in the pool (default 8).
+    pub pool_size: u32,
+    /// Deepest chain of aliases and lists that recipient resolution follows
+    /// before answering "too many recursive forwards" (default 10).
+    pub max_forward_depth: u32,
+    /// How old an unreferenced body must be before garbage collection removes
+    /// it (default 24 hours): time for a spooled body to be referenced.
+    pub blob_grace: Duration,
+    /// Cost of new argon2id hashes.
+    pub password: PasswordParams,
+}
+
+impl StoreConfig {
+    /// Defaults for a store in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            dir: dir.into(),
+            delimiter: '/',
+            pool_size: 8,
+            max_forward_depth: 10,
+            blob_grace: Duration::from_secs(24 * 3600),
+            password: PasswordParams::default(),
+        }
+    }
+}
+
+type Pool = r2d2::Pool<SqliteConnectionManager>;
+
+#[derive(Debug)]
+struct Inner {
+    // Field order matters: the committer (and its thread) stops first.
+    committer: Committer,
+    pool: Pool,
+    blobs: BlobStore,
+    feed: Arc<Feed>,
+    counters: Arc<Counters>,
+    config: StoreConfig,
+    delimiter: char,
+    /// An argon2id hash checked when the address is unknown, so that a login
+    /// takes as long for a missing account as for a wrong password.
+    dummy_hash: String,
+}
+
+/// The mail store: SQLite index + blob files, with a group-committing writer
+/// thread and a change feed. Clone it freely; all clones share one store.
+/// Every call blocks (the async binary calls it from blocking threads).
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl Store {
+    /// Opens (creating when needed) the store in `config.dir`: applies the
+    /// schema migrations, switches to WAL, starts the committer thread.
+    pub fn open(config: StoreConfig) -> Result<Store> {
+        let dir = config.dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let db_path = dir.join("store.db");
+        let mut conn = Connection::open(&db_path).db()?;
+        schema::configure(&conn).db()?;
+        schema::migrate(&mut conn)?;
+        let delimiter = init_meta(&conn, config.delimiter)?;
+
+        let counters = Arc::new(Counters::default());
+        let blobs = BlobStore::open(dir.join("blobs"), counters.clone(), config.blob_grace)?;
+        let feed = Arc::new(Feed::default());
+        let manager = SqliteConnectionManager::file(&db_path).with_init(|c| schema::configure(c));
+        let pool = r2d2::Pool::builder()
+            .max_size(config.pool_size.max(1))
+            .min_idle(Some(1))
+            .build(manager)
+            .db()?;
+        let committer = Committer::start(conn, feed.clone(), counters.clone())?;
+        let dummy_hash = password::hash(config.password, "ironpost-dummy")?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                committer,
+                pool,
+                blobs,
+                feed,
+                counters,
+                config,
+                delimiter,
+                dummy_hash,
+            }),
+        })
+    }
+
+    /// [`Store::open`] with the default configuration.
+    pub fn open_dir(dir: impl AsRef<Path>) -> Result<Store> {
+        Store::open(StoreConfig::new(dir.as_ref()))
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// The mailbox hierarchy delimiter.
+    pub fn delimiter(&self) -> char {
+        self.inner.delimiter
+    }
+
+    /// The body files: the spool API for the SMTP acceptance path.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.inner.blobs
+    }
+
+    /// Counters since the store was opened.
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot()
+    }
+
+    /// The schema version of the database.
+    pub fn schema_version(&self) -> Result<u32> {
+        self.read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)).db())
+    }
+
+    /// Follows a mailbox's changes through a channel.
+    pub fn subscribe(&self, mailbox: MailboxId) -> Subscription {
+        Subscription::new(&self.inner.feed, mailbox)
+    }
+
+    /// Follows a mailbox's changes through a callback that runs on the
+    /// committer thread and must not block; it returns false to unsubscribe.
+    /// Dropping the handle unsubscribes too.
+    pub fn subscribe_with(
+        &self,
+        mailbox: MailboxId,
+        f: impl Fn(&Change) -> bool + Send + Sync + 'static,
+    ) -> FeedHandle {
+        self.inner.feed.register(mailbox, Box::new(f))
+    }
+
+    /// Runs `f` on a pooled read connection (a consistent snapshot).
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let conn = self.inner.pool.get().db()?;
+        f(&conn)
+    }
+
+    /// Runs `f` in the committer's next batch; returns once it is durable.
+    pub(crate) fn write<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<R> + Send + 'static,
+    {
+        self.inner.committer.write(f)
+    }
+
+    pub(crate) fn password_params(&self) -> PasswordParams {
+        self.inner.config.password
+    }
+
+    pub(crate) fn dummy_hash(&self) -> &str {
+        &self.inner.dummy_hash
+    }
+}
+
+/// Reads (or, on a new database, records) the delimiter and the UIDVALIDITY counter.
+fn init_meta(conn: &Connection, wanted: char) -> Result<char> {
+    let get = |key: &str| -> Result<Option<String>> {
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .db()
+    };
+    let delimiter = match get("delimiter")? {
+        Some(d) => d
+            .chars()
+            .next()
+            .ok_or_else(|| Error::Corrupt("empty delimiter".into()))?,
+        None => {
+            if wanted.is_alphanumeric() || wanted.is_whitespace() {
+                return Err(Error::InvalidMailboxName {
+                    name: wanted.to_string(),
+                    reason: "the delimiter must be a punctuation character",
+                });
+            }
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('delimiter', ?1)",
+                [wanted.to_string()],
+            )
+            .db()?;
+            wanted
+        }
+    };
+    if get("next_uidvalidity")?.is_none() {
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('next_uidvalidity', ?1)",
+            [crate::types::now().max(1).to_string()],
+        )
+        .db()?;
+    }
+    Ok(delimiter)
+}

@@ -1,0 +1,24 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::Path;
+
+use ironpost_store::{Account, NewAccount, Password, PasswordParams, Store, StoreConfig};
+
+/// A store in `dir` with cheap password hashing.
+pub fn open(dir: &Path) -> Store {
+    let mut config = StoreConfig::new(dir);
+    config.password = PasswordParams::insecure_fast();
+    Store::open(config).expect("open store")
+}
+
+/// Adds `address` (its domain too when missing) with password "pw".
+pub fn account(store: &Store, address: &str) -> Account {
+    let domain = address.rsplit('@').next().unwrap();
+    if store.domain(domain).is_err() {
+        store.add_domain(domain).unwrap();
+    }
+    store
+        .add_account(NewAccount::new(address, Password::Plain("pw".into())))
+        .unwrap()
+}

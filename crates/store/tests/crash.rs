@@ -1,0 +1,183 @@
+//! Crash safety: a child process appends in a loop (four writers, so group
+//! commit is in play) and is killed with SIGKILL at a random moment, 20
+//! times. After each kill the store is reopened: every append the child saw
+//! return `Ok` must be there with its exact bytes, no message row may point
+//! at a missing or short body, quota must add up, and UIDs keep growing.
+//!
+//! The child is this same test executable, run with `crash_child` as the
+//! test filter and the store directory in an environment variable.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ironpost_store::{Flags, Store};
+
+const CHILD_ENV: &str = "IRONPOST_STORE_CRASH_CHILD";
+const RUNS: u32 = 20;
+const WRITERS: u32 = 4;
+
+/// The body of the `i`-th append of `writer` in `run`, known to both sides.
+fn body(run: u32, writer: u32, i: u32) -> Vec<u8> {
+    let mut b = format!("Subject: run {run} writer {writer} message {i}\r\n\r\n").into_bytes();
+    let len = (i.wrapping_mul(7919).wrapping_add(writer * 131)) % 30_000;
+    b.extend((0..len).map(|k| b'a' + (k % 26) as u8));
+    b
+}
+
+fn inbox(store: &Store) -> ironpost_store::MailboxId {
+    let a = store.account("crash@example.com").unwrap();
+    store.mailbox(a.id, "INBOX").unwrap().id
+}
+
+/// The child's side; does nothing in a normal test run.
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let run: u32 = std::env::var("IRONPOST_STORE_CRASH_RUN")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let store = common::open(std::path::Path::new(&dir));
+    let inbox = inbox(&store);
+    println!("READY");
+    std::io::stdout().flush().unwrap();
+    let threads: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    let appended = store
+                        .append(inbox, &body(run, w, i), Flags::new(), None)
+                        .unwrap();
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "ACK {w} {i} {}", appended.uid).unwrap();
+                    out.flush().unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn acknowledged_appends_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = common::open(dir.path());
+        common::account(&store, "crash@example.com");
+    }
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut rng = Rng(seed | 1);
+    let mut acked: Vec<(u32, u32, u32, u32)> = Vec::new(); // run, writer, i, uid
+    let mut highest_uid = 0;
+    for run in 0..RUNS {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, dir.path())
+            .env("IRONPOST_STORE_CRASH_RUN", run.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let start = Instant::now();
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("child never got ready");
+            // libtest may print "test crash_child ... " on the same line first.
+            if line.ends_with("READY") {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30));
+        }
+        std::thread::sleep(Duration::from_millis(20 + rng.below(400)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        reader.join().unwrap();
+        let mut this_run = 0;
+        for line in rx.try_iter() {
+            let Some(at) = line.find("ACK ") else {
+                continue;
+            };
+            let parts: Vec<&str> = line[at..].split_whitespace().collect();
+            if parts.len() == 4 {
+                let n: Vec<u32> = parts[1..].iter().map(|p| p.parse().unwrap()).collect();
+                acked.push((run, n[0], n[1], n[2]));
+                this_run += 1;
+            }
+        }
+
+        // Restart and check everything acknowledged so far.
+        let store = common::open(dir.path());
+        let inbox = inbox(&store);
+        for &(r, w, i, uid) in &acked {
+            let got = store
+                .read_message(inbox, uid)
+                .unwrap_or_else(|e| panic!("run {run}: acknowledged UID {uid} lost: {e}"));
+            assert_eq!(
+                got,
+                body(r, w, i),
+                "run {run}: UID {uid} has the wrong bytes"
+            );
+        }
+        let report = store.check().unwrap();
+        assert!(report.is_clean(), "run {run}: {report:?}");
+        let messages = store.messages(inbox).unwrap();
+        let run_max = acked
+            .iter()
+            .filter(|a| a.0 == run)
+            .map(|a| a.3)
+            .max()
+            .unwrap_or(0);
+        assert!(
+            acked
+                .iter()
+                .filter(|a| a.0 == run)
+                .all(|a| a.3 > highest_uid),
+            "run {run}: a UID did not grow past {highest_uid}"
+        );
+        highest_uid = highest_uid
+            .max(run_max)
+            .max(messages.last().map_or(0, |m| m.uid));
+        eprintln!(
+            "run {run}: {this_run} appends acknowledged, {} messages",
+            messages.len()
+        );
+    }
+    assert!(
+        !acked.is_empty(),
+        "the child should have appended something"
+    );
+}

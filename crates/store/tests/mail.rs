@@ -1,0 +1,365 @@
+//! Mailboxes, messages, the change feed and the blob store.
+
+mod common;
+
+use std::time::Duration;
+
+use ironpost_store::{
+    Change, Error, Flag, FlagOp, Flags, SpecialUse, Store, StoreConfig, pop3_uidl,
+};
+
+fn flags(list: &[Flag]) -> Flags {
+    list.iter().cloned().collect()
+}
+
+#[test]
+fn mailbox_tree_rename_delete_subscribe() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path());
+    let a = common::account(&store, "a@example.com");
+    let m = store.create_mailbox(a.id, "Work/2024/Q1", None).unwrap();
+    assert_eq!(m.name, "Work/2024/Q1");
+    assert!(
+        store.mailbox(a.id, "Work/2024").is_ok(),
+        "parents are created"
+    );
+    assert!(matches!(
+        store.create_mailbox(a.id, "work/../x//y", None),
+        Err(Error::InvalidMailboxName { .. })
+    ));
+    assert!(matches!(
+        store.create_mailbox(a.id, "Work", None),
+        Err(Error::MailboxExists(_))
+    ));
+    let sub = store.subscribe(m.id);
+    store.rename_mailbox(a.id, "Work", "Job").unwrap();
+    assert_eq!(store.mailbox_by_id(m.id).unwrap().name, "Job/2024/Q1");
+    assert_eq!(
+        sub.try_recv(),
+        Some(Change::Renamed {
+            name: "Job/2024/Q1".into()
+        })
+    );
+    assert!(matches!(
+        store.delete_mailbox(a.id, "Job"),
+        Err(Error::MailboxNotDeletable { .. })
+    ));
+    assert!(matches!(
+        store.delete_mailbox(a.id, "inbox"),
+        Err(Error::MailboxNotDeletable { .. })
+    ));
+    store.delete_mailbox(a.id, "Job/2024/Q1").unwrap();
+    assert_eq!(sub.try_recv(), Some(Change::Deleted));
+    store.set_subscribed(a.id, "Job", false).unwrap();
+    assert!(!store.mailbox(a.id, "Job").unwrap().subscribed);
+    store
+        .set_special_use(a.id, "Job", Some(SpecialUse::Flagged))
+        .unwrap();
+    assert_eq!(
+        store.mailbox(a.id, "Job").unwrap().special_use,
+        Some(SpecialUse::Flagged)
+    );
+
+    // A deleted and re-created mailbox gets a new UIDVALIDITY.
+    let before = store.mailbox(a.id, "Job/2024").unwrap().uidvalidity;
+    store.delete_mailbox(a.id, "Job/2024").unwrap();
+    let after = store
+        .create_mailbox(a.id, "Job/2024", None)
+        .unwrap()
+        .uidvalidity;
+    assert!(after > before);
+}
+
+#[test]
+fn delimiter_is_configurable_and_fixed_at_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.delimiter = '.';
+    config.password = ironpost_store::PasswordParams::insecure_fast();
+    let store = Store::open(config).unwrap();
+    let a = common::account(&store, "a@example.com");
+    store.create_mailbox(a.id, "Lists.rust", None).unwrap();
+    assert!(store.mailbox(a.id, "Lists").is_ok());
+    drop(store);
+    let store = common::open(dir.path());
+    assert_eq!(store.delimiter(), '.');
+}
+
+#[test]
+fn append_flags_expunge_and_the_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path());
+    let a = common::account(&store, "a@example.com");
+    let inbox = store.mailbox(a.id, "INBOX").unwrap();
+    let sub = store.subscribe(inbox.id);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _handle = store.subscribe_with(inbox.id, move |c| tx.send(c.clone()).is_ok());
+
+    let one = store
+        .append(inbox.id, b"one", Flags::new(), Some(1_000))
+        .unwrap();
+    let two = store
+        .append(inbox.id, b"two!", flags(&[Flag::Seen]), None)
+        .unwrap();
+    assert_eq!((one.uid, two.uid), (1, 2));
+    assert!(two.modseq > one.modseq);
+    assert_eq!(one.uidvalidity, inbox.uidvalidity);
+    let m = store.message(inbox.id, 1).unwrap();
+    assert_eq!((m.size, m.internal_date), (3, 1_000));
+    assert_eq!(store.read_message(inbox.id, 2).unwrap(), b"two!");
+
+    let r = store
+        .store_flags(
+            inbox.id,
+            &[1, 2, 99],
+            FlagOp::Add,
+            flags(&[Flag::Deleted, Flag::Keyword("$Junk".into())]),
+            None,
+        )
+        .unwrap();
+    assert_eq!(r.updated.len(), 2);
+    assert!(r.updated.iter().all(|u| u.changed));
+    // CONDSTORE: message 1 changed after modseq `one.modseq`.
+    let r = store
+        .store_flags(
+            inbox.id,
+            &[1],
+            FlagOp::Remove,
+            flags(&[Flag::Deleted]),
+            Some(one.modseq),
+        )
+        .unwrap();
+    assert_eq!(r.conflicts, [1]);
+    // Unchanged flags take no modseq.
+    let hm = store.mailbox_by_id(inbox.id).unwrap().highest_modseq;
+    let r = store
+        .store_flags(inbox.id, &[1], FlagOp::Add, flags(&[Flag::Deleted]), None)
+        .unwrap();
+    assert!(!r.updated[0].changed);
+    assert_eq!(store.mailbox_by_id(inbox.id).unwrap().highest_modseq, hm);
+
+    let status = store.mailbox_status(inbox.id).unwrap();
+    assert_eq!(
+        (status.messages, status.unseen, status.deleted, status.size),
+        (2, 1, 2, 7)
+    );
+    assert_eq!(store.expunge(inbox.id, Some(&[2])).unwrap(), [2]);
+    assert_eq!(store.expunge(inbox.id, None).unwrap(), [1]);
+    assert!(store.messages(inbox.id).unwrap().is_empty());
+    let three = store
+        .append(inbox.id, b"three", Flags::new(), None)
+        .unwrap();
+    assert_eq!(three.uid, 3, "UIDs are never reused");
+
+    let (changed, expunged) = store.changes_since(inbox.id, two.modseq).unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(expunged, [1, 2]);
+
+    let events = sub.drain();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|c| match c {
+            Change::Appended { .. } => "append",
+            Change::FlagsChanged { .. } => "flags",
+            Change::Expunged { .. } => "expunge",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "append", "append", "flags", "flags", "expunge", "expunge", "append"
+        ]
+    );
+    let modseqs: Vec<u64> = events
+        .iter()
+        .map(|c| match c {
+            Change::Appended { modseq, .. }
+            | Change::FlagsChanged { modseq, .. }
+            | Change::Expunged { modseq, .. } => *modseq,
+            _ => 0,
+        })
+        .collect();
+    assert!(modseqs.windows(2).all(|w| w[0] < w[1]), "{modseqs:?}");
+    assert_eq!(
+        rx.try_iter().collect::<Vec<_>>(),
+        events,
+        "callback and channel agree"
+    );
+    assert_eq!(pop3_uidl(&inbox, 3), format!("{}.3", inbox.uidvalidity));
+}
+
+#[test]
+fn feed_wakes_a_waiting_subscriber() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path());
+    let a = common::account(&store, "a@example.com");
+    let inbox = store.mailbox(a.id, "INBOX").unwrap();
+    let sub = store.subscribe(inbox.id);
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || store.append(inbox.id, b"x", Flags::new(), None).unwrap())
+    };
+    let got = sub.recv_timeout(Duration::from_secs(10));
+    writer.join().unwrap();
+    assert!(matches!(got, Some(Change::Appended { uid: 1, .. })));
+}
+
+#[test]
+fn copy_move_and_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path());
+    let a = common::account(&store, "a@example.com");
+    let b = common::account(&store, "b@example.com");
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().id;
+    let arch = store.mailbox(a.id, "Archive").unwrap().id;
+    let b_inbox = store.mailbox(b.id, "INBOX").unwrap().id;
+    store
+        .append(inbox, b"12345", flags(&[Flag::Seen]), Some(7))
+        .unwrap();
+    store.append(inbox, b"123", Flags::new(), None).unwrap();
+    assert_eq!(store.account("a@example.com").unwrap().used_bytes, 8);
+
+    let c = store.copy_messages(inbox, &[1, 2, 42], arch).unwrap();
+    assert_eq!(c.uids, [(1, 1), (2, 2)]);
+    assert_eq!(store.account("a@example.com").unwrap().used_bytes, 16);
+    let copied = store.message(arch, 1).unwrap();
+    assert_eq!(
+        (copied.internal_date, copied.flags.contains(&Flag::Seen)),
+        (7, true)
+    );
+    assert_eq!(
+        copied.blob,
+        store.message(inbox, 1).unwrap().blob,
+        "same blob"
+    );
+    assert_eq!(store.blob_refs(&copied.blob).unwrap(), 2);
+
+    let mv = store.move_messages(arch, &[2], inbox).unwrap();
+    assert_eq!(mv.uids, [(2, 3)]);
+    assert_eq!(store.account("a@example.com").unwrap().used_bytes, 16);
+
+    store.set_quota("b@example.com", 6).unwrap();
+    let err = store.copy_messages(inbox, &[1, 2], b_inbox).unwrap_err();
+    assert!(matches!(err, Error::QuotaExceeded { .. }), "{err}");
+    store.copy_messages(inbox, &[1], b_inbox).unwrap();
+    let results = store
+        .deliver_bytes(b"zz", &[inbox, b_inbox], Flags::new(), None)
+        .unwrap();
+    assert!(results[0].is_ok());
+    assert!(matches!(results[1], Err(Error::QuotaExceeded { .. })));
+    assert_eq!(store.account("b@example.com").unwrap().used_bytes, 5);
+    assert!(store.check().unwrap().is_clean());
+
+    // Renaming INBOX moves its messages out.
+    let renamed = store.rename_mailbox(a.id, "INBOX", "Old").unwrap();
+    assert_eq!(store.messages(renamed.id).unwrap().len(), 4);
+    assert!(store.messages(inbox).unwrap().is_empty());
+}
+
+#[test]
+fn one_body_for_many_recipients_and_garbage_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.password = ironpost_store::PasswordParams::insecure_fast();
+    config.blob_grace = Duration::ZERO;
+    let store = Store::open(config).unwrap();
+    store.add_domain("example.com").unwrap();
+    let mut inboxes = Vec::new();
+    for i in 0..50 {
+        let a = common::account(&store, &format!("u{i}@example.com"));
+        inboxes.push(store.mailbox(a.id, "INBOX").unwrap().id);
+    }
+    let body = vec![b'x'; 10_000];
+    let id = store.blobs().write_bytes(&body).unwrap();
+    let results = store.deliver(id, &inboxes, Flags::new(), None).unwrap();
+    assert!(results.iter().all(Result::is_ok));
+    let files = std::fs::read_dir(dir.path().join("blobs"))
+        .unwrap()
+        .flatten()
+        .filter(|d| d.file_name() != "tmp")
+        .map(|d| std::fs::read_dir(d.path()).unwrap().count())
+        .sum::<usize>();
+    assert_eq!(files, 1, "stored once");
+    assert_eq!(store.blob_refs(&id).unwrap(), 50);
+
+    // A held body survives collection; an unreferenced one goes.
+    let held = store.blobs().write_bytes(b"spooled").unwrap();
+    store.hold_blob(held).unwrap();
+    let orphan = store.blobs().write_bytes(b"orphan").unwrap();
+    for &mb in &inboxes {
+        store
+            .store_flags(mb, &[1], FlagOp::Add, flags(&[Flag::Deleted]), None)
+            .unwrap();
+        store.expunge(mb, None).unwrap();
+    }
+    let report = store.collect_garbage().unwrap();
+    assert_eq!((report.blobs_removed, report.orphans_removed), (1, 1));
+    assert!(matches!(
+        store.blobs().open_file(&id),
+        Err(Error::BlobMissing(_))
+    ));
+    assert!(matches!(
+        store.blobs().open_file(&orphan),
+        Err(Error::BlobMissing(_))
+    ));
+    assert!(store.blobs().open_file(&held).is_ok());
+    store.release_blob(held).unwrap();
+    assert_eq!(store.collect_garbage().unwrap().blobs_removed, 1);
+}
+
+#[test]
+fn a_missing_or_corrupt_body_affects_only_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path());
+    let a = common::account(&store, "a@example.com");
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().id;
+    store.append(inbox, b"first", Flags::new(), None).unwrap();
+    store.append(inbox, b"second", Flags::new(), None).unwrap();
+    store.append(inbox, b"third", Flags::new(), None).unwrap();
+    let m1 = store.message(inbox, 1).unwrap();
+    let m3 = store.message(inbox, 3).unwrap();
+    std::fs::remove_file(store.blobs().path(&m1.blob)).unwrap();
+    std::fs::write(store.blobs().path(&m3.blob), b"thi").unwrap();
+    assert!(matches!(
+        store.read_message(inbox, 1),
+        Err(Error::BlobMissing(_))
+    ));
+    assert!(matches!(
+        store.read_message(inbox, 3),
+        Err(Error::BlobCorrupt(_))
+    ));
+    assert_eq!(store.read_message(inbox, 2).unwrap(), b"second");
+    assert_eq!(store.messages(inbox).unwrap().len(), 3);
+    let report = store.check().unwrap();
+    assert_eq!(report.missing.len(), 1);
+    assert_eq!(report.wrong_size.len(), 1);
+    // Writing keeps working.
+    store.append(inbox, b"fourth", Flags::new(), None).unwrap();
+}
+
+#[test]
+fn online_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path());
+    let a = common::account(&store, "a@example.com");
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().id;
+    store.append(inbox, b"kept", Flags::new(), None).unwrap();
+    let backup = tempfile::tempdir().unwrap();
+    store
+        .backup_database(&backup.path().join("store.db"))
+        .unwrap();
+    std::fs::create_dir_all(backup.path().join("blobs")).unwrap();
+    let copy = common::open(backup.path());
+    let a2 = copy.account("a@example.com").unwrap();
+    assert_eq!(
+        copy.messages(copy.mailbox(a2.id, "INBOX").unwrap().id)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        copy.schema_version().unwrap(),
+        ironpost_store::SCHEMA_VERSION
+    );
+}
