@@ -83,6 +83,16 @@ fn run(name: &str, raw: &[u8]) {
 }
 
 fn main() {
+    // `IRONPOST_BENCH_DUMP=DIR` writes the two messages there instead, so the
+    // same bytes can be timed through another server (BENCHMARKS.md).
+    if let Some(dir) = std::env::var_os("IRONPOST_BENCH_DUMP") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("dump directory");
+        for (name, size) in [("5k.eml", 5 * 1024), ("1m.eml", 1024 * 1024)] {
+            std::fs::write(dir.join(name), message(size)).expect("write message");
+        }
+        return;
+    }
     // `cargo bench` passes `--bench`; a name filter may follow.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     for (name, size) in [
