@@ -424,9 +424,10 @@ fn append_to_part(
             }
             // Insert (before `</body>`): only the inserted bytes are new.
             let tail_len = text.len() - common;
-            let inserted = &new[common..new.len() - tail_len];
+            // (byte offsets: the shared prefix may end inside a character)
+            let inserted = &new.as_bytes()[common..new.len() - tail_len];
             let at = part.body.start + common;
-            Some((at..at, inserted.as_bytes().to_vec()))
+            Some((at..at, inserted.to_vec()))
         }
     }
 }
@@ -736,6 +737,19 @@ mod tests {
         assert!(out.ends_with(&ALT[i..]));
         let j = ALT.windows(5).position(|w| w == b"Hello").unwrap() + 5;
         assert_eq!(&out[..j], &ALT[..j]);
+    }
+
+    #[test]
+    fn html_signature_sharing_a_multibyte_prefix() {
+        // The signature and the text after the insertion point share
+        // "</body>" and the first byte of a two-byte character.
+        let raw = "Content-Type: text/html; charset=utf-8\r\n\r\n<p>x</p></body>\u{e8}".as_bytes();
+        let out = append_signature(raw, "", "</body>\u{e9}").unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with("<p>x</p></body>\u{e9}</body>\u{e8}"),
+            "{text}"
+        );
     }
 
     #[test]
