@@ -240,6 +240,7 @@ fn bin_names(manifest: &str) -> Vec<String> {
 
 /// Benchmarks: name, package, bench target.
 const BENCHES: &[(&str, &str, &str)] = &[
+    ("smtp-proto", "ironpost-smtp-proto", "throughput"),
     ("mime", "ironpost-mime", "bodystructure"),
     ("store", "ironpost-store", "append"),
 ];

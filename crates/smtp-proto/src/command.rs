@@ -9,7 +9,7 @@ use crate::reply::{Reply, ReplyId};
 use crate::types::{
     Address, BodyType, ForwardPath, MailParams, Mechanism, Notify, OriginalRecipient, OtherParam,
     RcptParams, Ret, ReversePath, is_address_literal, is_atext, is_domain, is_domain_or_literal,
-    is_dot_string, xtext_decode, xtext_encode,
+    is_dot_string, is_ldh, xtext_decode, xtext_encode,
 };
 
 /// One SMTP command.
@@ -110,7 +110,7 @@ type Result<T> = std::result::Result<T, ParseError>;
 impl Command {
     /// Parses one command line, without its CRLF.
     pub fn parse(line: &[u8]) -> Result<Command> {
-        let (verb, args) = match memchr::memchr(b' ', line) {
+        let (verb, args) = match line.iter().take(9).position(|&b| b == b' ') {
             Some(i) => (&line[..i], &line[i + 1..]),
             None => (line, &b""[..]),
         };
@@ -288,6 +288,20 @@ fn parse_auth(args: &[u8]) -> Result<Command> {
     Ok(Command::Auth { mechanism, initial })
 }
 
+/// `1*DIGIT` that fits a `u64`.
+fn parse_number(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 20 {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, &b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
 pub(crate) fn is_base64(s: &[u8]) -> bool {
     !s.is_empty()
         && s.iter()
@@ -298,11 +312,17 @@ pub(crate) fn is_base64(s: &[u8]) -> bool {
 fn parse_mail(args: &[u8]) -> Result<Command> {
     const HINT: &str = "Syntax: MAIL FROM:<address> [parameters]";
     let rest = strip_keyword(args, b"FROM:").ok_or(ParseError::Syntax(HINT))?;
-    let (path, rest) = split_path(rest).ok_or(ParseError::Syntax(HINT))?;
-    let from = if path.is_empty() {
-        ReversePath::Null
-    } else {
-        ReversePath::Mailbox(parse_path_mailbox(path).ok_or(ParseError::BadSender)?)
+    let (from, rest) = match simple_path(rest) {
+        Some((address, rest)) => (ReversePath::Mailbox(address), rest),
+        None => {
+            let (path, rest) = split_path(utf8_args(rest)?).ok_or(ParseError::Syntax(HINT))?;
+            let from = if path.is_empty() {
+                ReversePath::Null
+            } else {
+                ReversePath::Mailbox(parse_path_mailbox(path).ok_or(ParseError::BadSender)?)
+            };
+            (from, rest.as_bytes())
+        }
     };
     let params = parse_mail_params(rest)?;
     Ok(Command::Mail { from, params })
@@ -313,16 +333,88 @@ fn parse_mail(args: &[u8]) -> Result<Command> {
 fn parse_rcpt(args: &[u8]) -> Result<Command> {
     const HINT: &str = "Syntax: RCPT TO:<address> [parameters]";
     let rest = strip_keyword(args, b"TO:").ok_or(ParseError::Syntax(HINT))?;
-    let (path, rest) = split_path(rest).ok_or(ParseError::Syntax(HINT))?;
-    let to = if path.eq_ignore_ascii_case(b"postmaster") {
-        ForwardPath::Postmaster
-    } else if path.is_empty() {
-        return Err(ParseError::BadRecipient);
-    } else {
-        ForwardPath::Mailbox(parse_path_mailbox(path).ok_or(ParseError::BadRecipient)?)
+    let (to, rest) = match simple_path(rest) {
+        Some((address, rest)) => (ForwardPath::Mailbox(address), rest),
+        None => {
+            let (path, rest) = split_path(utf8_args(rest)?).ok_or(ParseError::Syntax(HINT))?;
+            let to = if path.eq_ignore_ascii_case("postmaster") {
+                ForwardPath::Postmaster
+            } else if path.is_empty() {
+                return Err(ParseError::BadRecipient);
+            } else {
+                ForwardPath::Mailbox(parse_path_mailbox(path).ok_or(ParseError::BadRecipient)?)
+            };
+            (to, rest.as_bytes())
+        }
     };
     let params = parse_rcpt_params(rest)?;
     Ok(Command::Rcpt { to, params })
+}
+
+/// The common path `<Dot-string@Domain>` in one pass, with the same rules as
+/// [`parse_mailbox`]. `None` when the path is anything else (quoted local
+/// part, source route, address literal, `<>`, `<Postmaster>`, an error):
+/// the full parser then decides.
+fn simple_path(b: &[u8]) -> Option<(Address, &[u8])> {
+    if b.first() != Some(&b'<') {
+        return None;
+    }
+    // One pass over the local part, then one over the domain, with the
+    // rules of `is_dot_string` and `is_domain`.
+    let mut i = 1;
+    let mut previous_dot = true;
+    loop {
+        let c = *b.get(i)?;
+        if c == b'@' {
+            break;
+        } else if c == b'.' {
+            if previous_dot {
+                return None;
+            }
+            previous_dot = true;
+        } else if is_atext(c) {
+            previous_dot = false;
+        } else {
+            return None;
+        }
+        i += 1;
+    }
+    let at = i;
+    if previous_dot || at - 1 > 256 {
+        return None;
+    }
+    i += 1;
+    let mut label = 0usize;
+    let mut previous = b'.';
+    loop {
+        let c = *b.get(i)?;
+        if c == b'>' {
+            break;
+        } else if c == b'.' {
+            if label == 0 || previous == b'-' {
+                return None;
+            }
+            label = 0;
+        } else if is_ldh(c) && !(label == 0 && c == b'-') && label < 63 {
+            label += 1;
+        } else {
+            return None;
+        }
+        previous = c;
+        i += 1;
+    }
+    if label == 0 || previous == b'-' || i - at - 1 > 255 {
+        return None;
+    }
+    let local = std::str::from_utf8(&b[1..at]).ok()?;
+    let domain = std::str::from_utf8(&b[at + 1..i]).ok()?;
+    Some((Address::from_checked(local, domain), &b[i + 1..]))
+}
+
+/// The arguments of MAIL and RCPT as text: UTF-8 is checked once, here
+/// (RFC 6531 allows it in addresses and parameter values).
+fn utf8_args(args: &[u8]) -> Result<&str> {
+    std::str::from_utf8(args).map_err(|_| ParseError::Syntax("invalid UTF-8"))
 }
 
 /// Strips `FROM:` / `TO:` case-insensitively, and the spaces some clients
@@ -341,11 +433,17 @@ fn strip_keyword<'a>(args: &'a [u8], keyword: &[u8]) -> Option<&'a [u8]> {
 
 /// Splits `<path> params` into the inside of the angle brackets and the rest.
 /// A `>` inside a quoted local part does not end the path.
-fn split_path(s: &[u8]) -> Option<(&[u8], &[u8])> {
-    let inner = s.strip_prefix(b"<")?;
+fn split_path(s: &str) -> Option<(&str, &str)> {
+    let inner = s.strip_prefix('<')?;
+    let bytes = inner.as_bytes();
+    // Paths are short: a plain scan beats a vectorised search here.
+    let close = bytes.iter().position(|&b| b == b'>')?;
+    if !bytes[..close].contains(&b'"') {
+        return Some((&inner[..close], &inner[close + 1..]));
+    }
     let mut quoted = false;
     let mut escaped = false;
-    for (i, &b) in inner.iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate() {
         if escaped {
             escaped = false;
         } else if quoted && b == b'\\' {
@@ -361,88 +459,75 @@ fn split_path(s: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// `Path = "<" [ A-d-l ":" ] Mailbox ">"`: the source route, if any, is
 /// ignored (RFC 5321 section 4.1.2, "SHOULD accept and ignore").
-fn parse_path_mailbox(path: &[u8]) -> Option<Address> {
-    let mailbox = if path.first() == Some(&b'@') {
-        let colon = memchr::memchr(b':', path)?;
-        let adl = &path[..colon];
-        let ok = adl
-            .split(|&b| b == b',')
-            .all(|hop| hop.strip_prefix(b"@").is_some_and(is_domain));
-        if !ok {
-            return None;
+fn parse_path_mailbox(path: &str) -> Option<Address> {
+    let mailbox = match path.strip_prefix('@') {
+        Some(_) => {
+            let (adl, mailbox) = path.split_once(':')?;
+            let ok = adl.split(',').all(|hop| {
+                hop.strip_prefix('@')
+                    .is_some_and(|d| is_domain(d.as_bytes()))
+            });
+            if !ok {
+                return None;
+            }
+            mailbox
         }
-        &path[colon + 1..]
-    } else {
-        path
+        None => path,
     };
-    match parse_mailbox(mailbox, true)? {
-        (address, []) => Some(address),
-        _ => None,
-    }
+    parse_mailbox(mailbox)
 }
 
-/// `Mailbox = Local-part "@" ( Domain / address-literal )`, returning the
-/// address and what follows it. `Local-part = Dot-string / Quoted-string`.
-pub(crate) fn parse_mailbox(s: &[u8], allow_utf8: bool) -> Option<(Address, &[u8])> {
-    if !allow_utf8 && !s.is_ascii() {
-        return None;
-    }
-    let (local, rest): (String, &[u8]) = if s.first() == Some(&b'"') {
+/// `Mailbox = Local-part "@" ( Domain / address-literal )`, the whole of
+/// `s`. `Local-part = Dot-string / Quoted-string`.
+pub(crate) fn parse_mailbox(s: &str) -> Option<Address> {
+    let bytes = s.as_bytes();
+    if bytes.first() == Some(&b'"') {
         // Quoted-string = DQUOTE *QcontentSMTP DQUOTE
-        let mut local = Vec::new();
-        let mut i = 1;
-        loop {
-            match *s.get(i)? {
-                b'"' => break,
-                b'\\' => {
-                    let c = *s.get(i + 1)?;
-                    if !(32..=126).contains(&c) {
+        let mut local = String::new();
+        let mut chars = s[1..].char_indices();
+        let end = loop {
+            let (i, c) = chars.next()?;
+            match c {
+                '"' => break i + 2,
+                '\\' => {
+                    let (_, escaped) = chars.next()?;
+                    if !(' '..='~').contains(&escaped) {
                         return None;
                     }
-                    local.push(c);
-                    i += 2;
+                    local.push(escaped);
                 }
-                c if (32..=126).contains(&c) || c >= 0x80 => {
-                    local.push(c);
-                    i += 1;
-                }
+                c if (' '..='~').contains(&c) || !c.is_ascii() => local.push(c),
                 _ => return None,
             }
-        }
-        if local.is_empty() {
+        };
+        if local.is_empty() || local.len() > 256 {
             return None;
         }
-        (String::from_utf8(local).ok()?, &s[i + 1..])
-    } else {
-        let at = memchr::memrchr(b'@', s)?;
-        let local = &s[..at];
-        if !is_dot_string(local) {
-            return None;
-        }
-        (std::str::from_utf8(local).ok()?.to_owned(), &s[at..])
-    };
-    let rest = rest.strip_prefix(b"@")?;
-    let end = rest
-        .iter()
-        .position(|&b| b == b' ' || b == b'>')
-        .unwrap_or(rest.len());
-    let domain = &rest[..end];
-    if !(is_domain(domain) || is_address_literal(domain)) {
+        let domain = s[end..].strip_prefix('@')?;
+        return checked_domain(domain).map(|d| Address::from_checked(&local, d));
+    }
+    let at = bytes.iter().rposition(|&b| b == b'@')?;
+    let local = &s[..at];
+    if local.len() > 256 || !is_dot_string(local.as_bytes()) {
         return None;
     }
-    let domain = std::str::from_utf8(domain).ok()?;
-    let address = Address::new(&local, domain).ok()?;
-    Some((address, &rest[end..]))
+    checked_domain(&s[at + 1..]).map(|d| Address::from_checked(local, d))
 }
 
-/// `esmtp-param = esmtp-keyword ["=" esmtp-value]`, space separated.
-/// An ESMTP keyword and its value, as sent.
-type RawParam<'a> = (&'a [u8], Option<&'a [u8]>);
+/// `Domain / address-literal`.
+fn checked_domain(domain: &str) -> Option<&str> {
+    let bytes = domain.as_bytes();
+    (is_domain(bytes) || is_address_literal(bytes)).then_some(domain)
+}
 
-fn params(rest: &[u8]) -> Result<Vec<RawParam<'_>>> {
-    let mut out = Vec::new();
+/// `esmtp-param = esmtp-keyword ["=" esmtp-value]`, space separated:
+/// calls `each` with every keyword and value, checking their syntax.
+fn for_each_param<'a>(
+    rest: &'a [u8],
+    mut each: impl FnMut(&'a [u8], Option<&'a [u8]>) -> Result<()>,
+) -> Result<()> {
     for word in rest.split(|&b| b == b' ').filter(|w| !w.is_empty()) {
-        let (keyword, value) = match memchr::memchr(b'=', word) {
+        let (keyword, value) = match word.iter().position(|&b| b == b'=') {
             Some(i) => (&word[..i], Some(&word[i + 1..])),
             None => (word, None),
         };
@@ -453,14 +538,16 @@ fn params(rest: &[u8]) -> Result<Vec<RawParam<'_>>> {
                 .all(|&b| b.is_ascii_alphanumeric() || b == b'-');
         // esmtp-value = 1*(%d33-60 / %d62-126 / UTF8-non-ascii)
         let value_ok = value.is_none_or(|v| {
-            !v.is_empty() && std::str::from_utf8(v).is_ok() && v.iter().all(|&b| b > 32 && b != 127)
+            !v.is_empty()
+                && v.iter().all(|&b| b > 32 && b != 127 && b != b'=')
+                && (v.is_ascii() || std::str::from_utf8(v).is_ok())
         });
         if !keyword_ok || !value_ok {
             return Err(ParseError::Syntax("malformed parameter"));
         }
-        out.push((keyword, value));
+        each(keyword, value)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 fn utf8(v: &[u8]) -> String {
@@ -477,15 +564,10 @@ fn set_once<T>(slot: &mut Option<T>, value: T) -> Result<()> {
 
 fn parse_mail_params(rest: &[u8]) -> Result<MailParams> {
     let mut p = MailParams::default();
-    for (keyword, value) in params(rest)? {
-        let upper = keyword.to_ascii_uppercase();
-        match (upper.as_slice(), value) {
+    for_each_param(rest, |keyword, value| {
+        match (keyword_id(keyword), value) {
             (b"SIZE", Some(v)) => {
-                let size = std::str::from_utf8(v)
-                    .ok()
-                    .filter(|v| v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|v| v.parse().ok())
-                    .ok_or(ParseError::Syntax("SIZE needs a number"))?;
+                let size = parse_number(v).ok_or(ParseError::Syntax("SIZE needs a number"))?;
                 set_once(&mut p.size, size)?;
             }
             (b"BODY", Some(v)) => {
@@ -540,15 +622,32 @@ fn parse_mail_params(rest: &[u8]) -> Result<MailParams> {
                 value: value.map(utf8),
             }),
         }
-    }
+        Ok(())
+    })?;
     Ok(p)
+}
+
+/// The known ESMTP keywords, matched without allocating.
+fn keyword_id(keyword: &[u8]) -> &'static [u8] {
+    let candidates: &[&'static [u8]] = match keyword.len() {
+        3 => &[b"RET"],
+        4 => &[b"SIZE", b"BODY", b"AUTH"],
+        5 => &[b"ENVID", b"ORCPT"],
+        6 => &[b"NOTIFY"],
+        8 => &[b"SMTPUTF8"],
+        _ => &[],
+    };
+    candidates
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(keyword))
+        .copied()
+        .unwrap_or(b"")
 }
 
 fn parse_rcpt_params(rest: &[u8]) -> Result<RcptParams> {
     let mut p = RcptParams::default();
-    for (keyword, value) in params(rest)? {
-        let upper = keyword.to_ascii_uppercase();
-        match (upper.as_slice(), value) {
+    for_each_param(rest, |keyword, value| {
+        match (keyword_id(keyword), value) {
             (b"NOTIFY", Some(v)) => {
                 let notify = parse_notify(v).ok_or(ParseError::Syntax(
                     "NOTIFY must be NEVER or a list of SUCCESS, FAILURE, DELAY",
@@ -565,7 +664,8 @@ fn parse_rcpt_params(rest: &[u8]) -> Result<RcptParams> {
                 value: value.map(utf8),
             }),
         }
-    }
+        Ok(())
+    })?;
     Ok(p)
 }
 
@@ -887,6 +987,21 @@ mod tests {
                 expected,
                 "{line}"
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-pass path parser accepts only what the full parser
+        /// accepts, with the same result.
+        #[test]
+        fn simple_path_agrees_with_the_full_parser(
+            path in "<[a-zA-Z0-9.@_ü+\\-\\[\\]\"]{0,24}>( [A-Z]{1,4})?"
+        ) {
+            if let Some((address, rest)) = simple_path(path.as_bytes()) {
+                let (inner, tail) = split_path(&path).expect("a path");
+                proptest::prop_assert_eq!(parse_path_mailbox(inner), Some(address));
+                proptest::prop_assert_eq!(tail.as_bytes(), rest);
+            }
         }
     }
 

@@ -78,9 +78,16 @@ impl DataReader {
     /// Returns `true` once `<CRLF>.<CRLF>` has been consumed; bytes after it
     /// stay in `buf`. Bytes that cannot be judged yet (a `.` at a line start,
     /// a trailing CR) stay in `buf` until more input comes.
+    ///
+    /// The scan is two passes that each run at memory speed: a block-wise
+    /// check for the first bare CR or LF, then a substring search for
+    /// `<CRLF>.` (a line that starts with a dot) up to that point. Content
+    /// in between is emitted as one chunk, without copying.
     pub(crate) fn read(&mut self, buf: &mut BytesMut, out: &mut Vec<Bytes>) -> bool {
-        // `buf[..i]` is a run of content that needs no change yet.
+        // `buf[..i]` is content that needs no change and is not emitted yet;
+        // `stop` caches the first bare CR/LF (or undecided CR) at or after `i`.
         let mut i = 0;
+        let mut stop: Option<usize> = None;
         loop {
             if self.line_start {
                 if i >= buf.len() {
@@ -100,48 +107,101 @@ impl DataReader {
                             let run = buf.split_to(i).freeze();
                             self.emit(run, out);
                             buf.advance(1);
+                            // The first bare byte lies past the dot: shift it,
+                            // so the buffer is never scanned twice.
+                            stop = stop.map(|s| s - i - 1);
                             i = 0;
                         }
                     }
                 }
                 self.line_start = false;
             }
-            match memchr::memchr2(b'\r', b'\n', &buf[i..]) {
-                None => {
-                    i = buf.len();
-                    break;
+            let end = match stop {
+                Some(end) if end >= i => end,
+                _ => {
+                    let end = i + first_bare(&buf[i..]);
+                    stop = Some(end);
+                    end
                 }
-                Some(offset) => {
-                    let j = i + offset;
-                    if buf[j] == b'\r' {
-                        match buf.get(j + 1) {
-                            None => {
-                                i = j;
-                                break;
-                            }
-                            Some(b'\n') => {
-                                i = j + 2;
-                                self.line_start = true;
-                                continue;
-                            }
-                            Some(_) => {}
-                        }
-                    }
-                    // A bare CR or a bare LF at j.
-                    let run = buf.split_to(j).freeze();
-                    self.emit(run, out);
-                    buf.advance(1);
-                    i = 0;
-                    match self.policy {
-                        BareLineEndings::Normalize => self.emit(CRLF, out),
-                        BareLineEndings::Reject => self.bare = true,
-                    }
-                }
+            };
+            if let Some(p) = DOT_LINE.find(&buf[i..end]) {
+                i += p + 2;
+                self.line_start = true;
+                continue;
+            }
+            i = end;
+            if end == buf.len() {
+                // Every LF before `end` ends a CRLF.
+                self.line_start = end > 0 && buf[end - 1] == b'\n';
+                break;
+            }
+            if end + 1 == buf.len() && buf[end] == b'\r' {
+                // A CR whose next byte has not come yet.
+                break;
+            }
+            // A bare CR or a bare LF at `end`.
+            let run = buf.split_to(end).freeze();
+            self.emit(run, out);
+            buf.advance(1);
+            i = 0;
+            stop = None;
+            match self.policy {
+                BareLineEndings::Normalize => self.emit(CRLF, out),
+                BareLineEndings::Reject => self.bare = true,
             }
         }
         let run = buf.split_to(i).freeze();
         self.emit(run, out);
         false
+    }
+}
+
+/// Finds `<CRLF>.`: the start of a line that begins with a dot.
+static DOT_LINE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n."));
+
+/// The index of the first bare LF (one not after a CR) or bare CR (one not
+/// before an LF) in `s`, where `s` starts right after a complete line end or
+/// a handled byte; a CR in the last position counts as found (its next byte
+/// decides). `s.len()` when there is none.
+fn first_bare(s: &[u8]) -> usize {
+    const BLOCK: usize = 256;
+    match s.first() {
+        None => return 0,
+        Some(b'\n') => return 0,
+        Some(_) => {}
+    }
+    let mut k = 1;
+    // A byte at k is wrong when "is LF" differs from "the byte before is CR".
+    // Whole blocks are checked without branches, which the compiler turns
+    // into vector instructions.
+    while k + BLOCK <= s.len() {
+        let current: &[u8; BLOCK] = s[k..k + BLOCK].try_into().expect("a whole block");
+        let previous: &[u8; BLOCK] = s[k - 1..k - 1 + BLOCK].try_into().expect("a whole block");
+        let mut wrong = 0u8;
+        for j in 0..BLOCK {
+            wrong |= u8::from(current[j] == b'\n') ^ u8::from(previous[j] == b'\r');
+        }
+        if wrong != 0 {
+            break;
+        }
+        k += BLOCK;
+    }
+    while k < s.len() {
+        let lf = s[k] == b'\n';
+        let cr_before = s[k - 1] == b'\r';
+        if lf && !cr_before {
+            return k;
+        }
+        if cr_before && !lf {
+            return k - 1;
+        }
+        k += 1;
+    }
+    if s[s.len() - 1] == b'\r' {
+        s.len() - 1
+    } else {
+        s.len()
     }
 }
 
@@ -308,6 +368,27 @@ mod tests {
         assert!(ended && bare);
         let (_, ended, _, bare) = read(b"a\r\nb\r\n.\r\n", 1, BareLineEndings::Reject);
         assert!(ended && !bare);
+    }
+
+    #[test]
+    fn finds_the_first_bare_line_ending() {
+        assert_eq!(first_bare(b""), 0);
+        assert_eq!(first_bare(b"\n"), 0);
+        assert_eq!(first_bare(b"abc"), 3);
+        assert_eq!(first_bare(b"abc\r\ndef\r\n"), 10);
+        assert_eq!(first_bare(b"abc\r"), 3);
+        assert_eq!(first_bare(b"abc\rd"), 3);
+        assert_eq!(first_bare(b"abc\nd"), 3);
+        assert_eq!(first_bare(b"a\r\r\n"), 1);
+        let mut long = b"0123456789abcdef0123456789\r\n".repeat(20);
+        assert_eq!(first_bare(&long), long.len());
+        long[300] = b'\n';
+        assert_eq!(first_bare(&long), 300);
+        long[300] = b'\r';
+        assert_eq!(first_bare(&long), 300);
+        long[300] = b'x';
+        long.truncate(long.len() - 1);
+        assert_eq!(first_bare(&long), long.len() - 1);
     }
 
     #[test]

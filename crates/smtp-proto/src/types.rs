@@ -35,11 +35,21 @@ impl Address {
         })
     }
 
+    /// Builds an address from parts the parser has already checked.
+    pub(crate) fn from_checked(local: &str, domain: &str) -> Self {
+        let mut full = String::with_capacity(local.len() + 1 + domain.len());
+        full.push_str(local);
+        full.push('@');
+        full.push_str(domain);
+        Address {
+            at: local.len(),
+            full,
+        }
+    }
+
     /// Parses `local@domain` (the local part may be quoted).
     pub fn parse(text: &str) -> Result<Self, InvalidAddress> {
-        crate::command::parse_mailbox(text.as_bytes(), true)
-            .and_then(|(addr, rest)| if rest.is_empty() { Some(addr) } else { None })
-            .ok_or(InvalidAddress)
+        crate::command::parse_mailbox(text).ok_or(InvalidAddress)
     }
 
     /// The local part, unquoted.
@@ -333,34 +343,101 @@ pub struct Credentials {
 
 // ---- character classes (RFC 5321 section 4.1.2, RFC 6531 section 3.3) ----
 
+/// Byte classes of the address grammar, one lookup per byte.
+const ATEXT: u8 = 1;
+const LDH: u8 = 2;
+
+static CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let alnum = c.is_ascii_alphanumeric();
+        let special = matches!(
+            c,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'/'
+                | b'='
+                | b'?'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'{'
+                | b'|'
+                | b'}'
+                | b'~'
+        );
+        // RFC 6531 allows UTF-8 in both; the caller checks UTF-8 validity.
+        if alnum || special || c >= 0x80 {
+            table[b] |= ATEXT;
+        }
+        if alnum || c == b'-' || c == b'_' || c >= 0x80 {
+            table[b] |= LDH;
+        }
+        b += 1;
+    }
+    table
+};
+
 /// `atext` of RFC 5322, extended by RFC 6531 to every non-ASCII byte of
 /// valid UTF-8 (the caller checks UTF-8 validity).
 pub(crate) fn is_atext(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b) || b >= 0x80
+    CLASS[usize::from(b)] & ATEXT != 0
+}
+
+/// `Let-dig` and `Ldh-str` characters (with `_` and UTF-8, see [`is_domain`]).
+pub(crate) fn is_ldh(b: u8) -> bool {
+    CLASS[usize::from(b)] & LDH != 0
 }
 
 /// `Dot-string = Atom *("." Atom)`.
 pub(crate) fn is_dot_string(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.split(|&b| b == b'.')
-            .all(|atom| !atom.is_empty() && atom.iter().all(|&b| is_atext(b)))
+    let mut previous_dot = true;
+    for &b in s {
+        if b == b'.' {
+            if previous_dot {
+                return false;
+            }
+            previous_dot = true;
+        } else if is_atext(b) {
+            previous_dot = false;
+        } else {
+            return false;
+        }
+    }
+    !previous_dot
 }
 
 /// `Domain = sub-domain *("." sub-domain)`, with `sub-domain = Let-dig
 /// [Ldh-str]`; U-labels (RFC 6531) and `_` (seen in the wild in host names)
 /// are allowed.
 pub(crate) fn is_domain(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.len() <= 255
-        && s.split(|&b| b == b'.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label[0] != b'-'
-                && label[label.len() - 1] != b'-'
-                && label
-                    .iter()
-                    .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b >= 0x80)
-        })
+    if s.is_empty() || s.len() > 255 {
+        return false;
+    }
+    let mut label = 0usize;
+    let mut previous = b'.';
+    for &b in s {
+        if b == b'.' {
+            if label == 0 || previous == b'-' {
+                return false;
+            }
+            label = 0;
+        } else if is_ldh(b) && !(label == 0 && b == b'-') && label < 63 {
+            label += 1;
+        } else {
+            return false;
+        }
+        previous = b;
+    }
+    label > 0 && previous != b'-'
 }
 
 /// `address-literal = "[" ( IPv4-address-literal / IPv6-address-literal /
