@@ -84,7 +84,7 @@ pub(crate) struct Verified {
     pub(crate) upgrade: bool,
 }
 
-fn hasher(params: PasswordParams) -> Result<Argon2<'static>> {
+pub(crate) fn hasher(params: PasswordParams) -> Result<Argon2<'static>> {
     let p = Params::new(
         params.memory_kib,
         params.iterations,

@@ -2,7 +2,7 @@
 //! concern module (`domain`, `account`, `mailbox`...) builds its calls on.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -65,8 +65,10 @@ struct Inner {
     config: StoreConfig,
     delimiter: char,
     /// An argon2id hash checked when the address is unknown, so that a login
-    /// takes as long for a missing account as for a wrong password.
-    dummy_hash: String,
+    /// takes as long for a missing account as for a wrong password. Computed
+    /// at the first such login, so that opening a store (which every admin
+    /// command does) costs no hashing.
+    dummy_hash: OnceLock<String>,
 }
 
 /// The mail store: SQLite index + blob files, with a group-committing writer
@@ -99,7 +101,9 @@ impl Store {
             .build(manager)
             .db()?;
         let committer = Committer::start(conn, feed.clone(), counters.clone())?;
-        let dummy_hash = password::hash(config.password, "ironpost-dummy")?;
+        // Refuse bad argon2 parameters now rather than at the first login.
+        password::hasher(config.password)?;
+        let dummy_hash = OnceLock::new();
         Ok(Store {
             inner: Arc::new(Inner {
                 committer,
@@ -180,7 +184,11 @@ impl Store {
     }
 
     pub(crate) fn dummy_hash(&self) -> &str {
-        &self.inner.dummy_hash
+        self.inner.dummy_hash.get_or_init(|| {
+            // The parameters were checked by `open`, so hashing cannot fail;
+            // an empty hash would only make the check fail faster.
+            password::hash(self.inner.config.password, "ironpost-dummy").unwrap_or_default()
+        })
     }
 }
 

@@ -290,3 +290,23 @@ fn removing_a_domain_releases_its_mail() {
     let changes = sub.drain();
     assert_eq!(changes.last(), Some(&ironpost_store::Change::Deleted));
 }
+
+#[test]
+fn bad_argon2_parameters_are_refused_at_open_and_unknown_logins_still_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ironpost_store::StoreConfig::new(dir.path());
+    config.password = ironpost_store::PasswordParams {
+        memory_kib: 0,
+        iterations: 0,
+        parallelism: 0,
+    };
+    assert!(ironpost_store::Store::open(config).is_err());
+    // The dummy hash is made at the first login of an unknown address.
+    let store = common::open(dir.path());
+    for _ in 0..2 {
+        assert!(matches!(
+            store.authenticate("nobody@example.com", "pw"),
+            Err(AuthError::InvalidCredentials)
+        ));
+    }
+}
