@@ -1,8 +1,12 @@
 //! The Ironpost server binary as a library.
 //!
-//! `main.rs` only parses the command line; everything the `ironpost` command
-//! does lives here: the `serve` command with its tokio drivers (one per
-//! protocol), TLS, configuration, policy, and the admin subcommands.
+//! `main.rs` only hands the command line to [`cli::run`]; everything the
+//! `ironpost` command does lives here: the configuration file ([`config`]),
+//! the `serve` command ([`serve`]) and the admin subcommands ([`admin`]).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
+pub mod admin;
 pub mod cli;
+pub mod config;
+pub mod serve;
