@@ -60,7 +60,7 @@ pub enum Error {
     GroupExists(String),
     /// The address is already taken by an object of another (or the same) kind:
     /// an alias would shadow an account, an account would take a list's address...
-    #[error("{wanted} would shadow {existing} {address}")]
+    #[error("{}", address_in_use(address, wanted, existing))]
     AddressInUse {
         /// The address.
         address: String,
@@ -170,6 +170,15 @@ pub enum Error {
     /// The store is shutting down (its writer thread has stopped).
     #[error("the store is closed")]
     Closed,
+}
+
+/// The text of [`Error::AddressInUse`]: "already exists" for the same kind.
+fn address_in_use(address: &str, wanted: &str, existing: &str) -> String {
+    if wanted == existing {
+        format!("{existing} {address} already exists")
+    } else {
+        format!("{wanted} would shadow {existing} {address}")
+    }
 }
 
 impl Error {

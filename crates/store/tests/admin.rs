@@ -154,6 +154,10 @@ fn aliases_never_shadow_accounts() {
         .unwrap();
     assert_eq!(alias.target, "x@example.com");
     let err = store
+        .add_alias("Info@example.com", "y@example.org")
+        .unwrap_err();
+    assert_eq!(err.to_string(), "alias Info@example.com already exists");
+    let err = store
         .add_account(NewAccount::new(
             "info@example.com",
             Password::Plain("x".into()),
