@@ -539,3 +539,125 @@ fn an_invalid_configuration_stops_admin_commands() {
     );
     assert!(!env.data_dir().exists());
 }
+
+#[test]
+fn settings_of_domains_accounts_aliases_and_lists() {
+    let env = Env::new();
+    ok(&env.run(&["domain", "add", "example.com"]));
+    add_account(&env, "alice@example.com");
+    ok(&env.run(&[
+        "domain",
+        "set",
+        "example.com",
+        "--catch-all",
+        "alice@example.com",
+        "--plus-separator",
+        "+",
+        "--greylisting",
+        "on",
+        "--max-accounts",
+        "1",
+        "--max-account-size",
+        "10",
+    ]));
+    let d = json(&env.run(&["domain", "show", "example.com", "--json"]));
+    assert_eq!(d["catch_all"], "alice@example.com");
+    assert_eq!(d["plus_separator"], "+");
+    assert_eq!(d["greylisting"], true);
+    assert_eq!(d["max_accounts"], 1);
+    assert_eq!(d["max_account_size"], 10 * 1024 * 1024);
+    assert_eq!(d["max_lists"], Value::Null);
+
+    // The limits now refuse a second account and a bigger quota.
+    fails(
+        &env.run_with_stdin(
+            &["account", "add", "bob@example.com", "--password-stdin"],
+            b"pw\n",
+        ),
+        1,
+        "domain example.com: accounts limit of 1 reached",
+    );
+    fails(
+        &env.run(&["account", "quota", "alice@example.com", "11"]),
+        1,
+        "account size limit",
+    );
+    fails(
+        &env.run(&["domain", "set", "example.com", "--plus-separator", "@"]),
+        2,
+        "--plus-separator",
+    );
+    fails(
+        &env.run(&["domain", "set", "example.com"]),
+        2,
+        "nothing to change",
+    );
+    ok(&env.run(&[
+        "domain",
+        "set",
+        "example.com",
+        "--no-catch-all",
+        "--no-plus-separator",
+        "--max-accounts",
+        "0",
+    ]));
+    let d = json(&env.run(&["domain", "show", "example.com", "--json"]));
+    assert_eq!(d["catch_all"], Value::Null);
+    assert_eq!(d["plus_separator"], Value::Null);
+    assert_eq!(d["max_accounts"], Value::Null);
+    assert_eq!(d["max_account_size"], 10 * 1024 * 1024, "unchanged");
+
+    ok(&env.run(&[
+        "account",
+        "set",
+        "alice@example.com",
+        "--last-name",
+        "Liddell",
+        "--admin-level",
+        "domain",
+    ]));
+    let a = json(&env.run(&["account", "show", "alice@example.com", "--json"]));
+    assert_eq!(a["last_name"], "Liddell");
+    assert_eq!(a["admin_level"], "domain");
+    fails(
+        &env.run(&["account", "set", "alice@example.com"]),
+        2,
+        "nothing to change",
+    );
+
+    ok(&env.run(&["alias", "add", "info@example.com", "alice@example.com"]));
+    ok(&env.run(&["alias", "set", "info@example.com", "bob@example.org"]));
+    ok(&env.run(&["alias", "disable", "info@example.com"]));
+    let a = json(&env.run(&["alias", "show", "info@example.com", "--json"]));
+    assert_eq!(a["target"], "bob@example.org");
+    assert_eq!(a["enabled"], false);
+    ok(&env.run(&["alias", "enable", "info@example.com"]));
+
+    ok(&env.run(&["list", "add", "team@example.com"]));
+    ok(&env.run(&[
+        "list",
+        "set",
+        "team@example.com",
+        "--mode",
+        "announcement",
+        "--announcer",
+        "alice@example.com",
+        "--require-auth",
+        "true",
+    ]));
+    ok(&env.run(&["list", "disable", "team@example.com"]));
+    let l = json(&env.run(&["list", "show", "team@example.com", "--json"]));
+    assert_eq!(l["mode"], "announcement");
+    assert_eq!(l["announcer"], "alice@example.com");
+    assert_eq!(l["require_auth"], true);
+    assert_eq!(l["enabled"], false);
+    ok(&env.run(&["list", "enable", "team@example.com"]));
+    fails(
+        &env.run(&["list", "set", "team@example.com", "--mode", "announcement"]),
+        2,
+        "--announcer",
+    );
+    let l = json(&env.run(&["list", "show", "team@example.com", "--json"]));
+    assert_eq!(l["announcer"], "alice@example.com", "unchanged");
+    assert_eq!(l["enabled"], true);
+}

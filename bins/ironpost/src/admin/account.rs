@@ -135,6 +135,20 @@ pub enum AccountCommand {
         /// The address.
         address: String,
     },
+    /// Change an account's names or administrative rights.
+    Set {
+        /// The address.
+        address: String,
+        /// First name.
+        #[arg(long, value_name = "NAME")]
+        first_name: Option<String>,
+        /// Last name.
+        #[arg(long, value_name = "NAME")]
+        last_name: Option<String>,
+        /// Administrative rights.
+        #[arg(long, value_enum)]
+        admin_level: Option<Level>,
+    },
     /// Set an account's quota.
     Quota {
         /// The address.
@@ -275,6 +289,26 @@ pub fn run(
         AccountCommand::Disable { address } => {
             let a = store.set_account_enabled(&address, false)?;
             Output::Done(format!("disabled account {}", a.address))
+        }
+        AccountCommand::Set {
+            address,
+            first_name,
+            last_name,
+            admin_level,
+        } => {
+            if first_name.is_none() && last_name.is_none() && admin_level.is_none() {
+                return Err(AdminError::Usage(
+                    "nothing to change: give --first-name, --last-name or --admin-level".into(),
+                ));
+            }
+            let update = AccountUpdate {
+                first_name,
+                last_name,
+                admin_level: admin_level.map(Into::into),
+                ..AccountUpdate::default()
+            };
+            let a = store.update_account(&address, update)?;
+            Output::Done(format!("changed account {}", a.address))
         }
         AccountCommand::Quota { address, megabytes } => {
             let update = AccountUpdate {

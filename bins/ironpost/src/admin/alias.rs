@@ -34,6 +34,23 @@ pub enum AliasCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Point an alias at a new target.
+    Set {
+        /// The alias address.
+        address: String,
+        /// The new target.
+        target: String,
+    },
+    /// Let the alias accept mail.
+    Enable {
+        /// The alias address.
+        address: String,
+    },
+    /// Refuse mail to the alias.
+    Disable {
+        /// The alias address.
+        address: String,
+    },
     /// Remove an alias.
     Remove {
         /// The alias address.
@@ -92,6 +109,18 @@ pub fn run(store: &Store, command: AliasCommand) -> Result<Output, AdminError> {
             Output::many(&aliases)
         }
         AliasCommand::Show { address, .. } => Output::one(&AliasView::from(store.alias(&address)?)),
+        AliasCommand::Set { address, target } => {
+            let a = store.set_alias_target(&address, &target)?;
+            Output::Done(format!("alias {} -> {}", a.address, a.target))
+        }
+        AliasCommand::Enable { address } => {
+            let a = store.set_alias_enabled(&address, true)?;
+            Output::Done(format!("enabled alias {}", a.address))
+        }
+        AliasCommand::Disable { address } => {
+            let a = store.set_alias_enabled(&address, false)?;
+            Output::Done(format!("disabled alias {}", a.address))
+        }
         AliasCommand::Remove { address } => {
             let a = store.alias(&address)?;
             store.remove_alias(&a.address)?;

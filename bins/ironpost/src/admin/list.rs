@@ -1,7 +1,7 @@
 //! `ironpost list …`: distribution lists and their members (SPEC D-3).
 
 use clap::{Subcommand, ValueEnum};
-use ironpost_store::{Address, List, ListMode, Store};
+use ironpost_store::{Address, List, ListMode, ListUpdate, Store};
 use serde::Serialize;
 
 use super::{AdminError, Output, Record};
@@ -50,6 +50,30 @@ pub enum ListCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Change who may post, or the SMTP-auth requirement.
+    Set {
+        /// The list address.
+        address: String,
+        /// Who may post.
+        #[arg(long, value_enum)]
+        mode: Option<Mode>,
+        /// The one address that may post to an announcement list.
+        #[arg(long, value_name = "ADDRESS", requires = "mode")]
+        announcer: Option<String>,
+        /// Whether posting needs an authenticated sender.
+        #[arg(long, value_name = "BOOL")]
+        require_auth: Option<bool>,
+    },
+    /// Let the list accept mail.
+    Enable {
+        /// The list address.
+        address: String,
+    },
+    /// Refuse mail to the list.
+    Disable {
+        /// The list address.
+        address: String,
     },
     /// Remove a list.
     Remove {
@@ -196,6 +220,45 @@ pub fn run(store: &Store, command: ListCommand) -> Result<Output, AdminError> {
             Output::many(&lists)
         }
         ListCommand::Show { address, .. } => Output::one(&ListView::from(store.list(&address)?)),
+        ListCommand::Set {
+            address,
+            mode: m,
+            announcer,
+            require_auth,
+        } => {
+            if m.is_none() && require_auth.is_none() {
+                return Err(AdminError::Usage(
+                    "nothing to change: give --mode or --require-auth".into(),
+                ));
+            }
+            let update = ListUpdate {
+                mode: m.map(|m| mode(m, announcer)).transpose()?,
+                require_auth,
+                ..ListUpdate::default()
+            };
+            let l = store.update_list(&address, update)?;
+            Output::Done(format!("changed list {}", l.address))
+        }
+        ListCommand::Enable { address } => {
+            let l = store.update_list(
+                &address,
+                ListUpdate {
+                    enabled: Some(true),
+                    ..ListUpdate::default()
+                },
+            )?;
+            Output::Done(format!("enabled list {}", l.address))
+        }
+        ListCommand::Disable { address } => {
+            let l = store.update_list(
+                &address,
+                ListUpdate {
+                    enabled: Some(false),
+                    ..ListUpdate::default()
+                },
+            )?;
+            Output::Done(format!("disabled list {}", l.address))
+        }
         ListCommand::Remove { address } => {
             let l = store.list(&address)?;
             store.remove_list(&l.address)?;
