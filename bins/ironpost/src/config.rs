@@ -229,6 +229,13 @@ pub struct Listener {
     /// Whether a client must authenticate before sending (submission).
     #[serde(default)]
     pub auth_required: bool,
+    /// This listener's own certificate chain (PEM), under `data_dir` when
+    /// relative; absent: the `[tls]` pair. Given with `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// This listener's own private key (PEM); given with `cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
 }
 
 impl Listener {
@@ -238,6 +245,8 @@ impl Listener {
             bind: vec![format!("0.0.0.0:{port}"), format!("[::]:{port}")],
             mode,
             auth_required,
+            cert: None,
+            key: None,
         }
     }
 
@@ -516,8 +525,48 @@ impl Config {
                     ));
                 }
             }
+            match (&listener.cert, &listener.key) {
+                (None, None) => {}
+                (Some(_), None) => {
+                    return Err(invalid(
+                        format!("{key}.key"),
+                        "is missing: cert needs a key",
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        format!("{key}.cert"),
+                        "is missing: key needs a cert",
+                    ));
+                }
+                (Some(cert), Some(private)) => {
+                    let (cert, private) = (self.resolve(cert), self.resolve(private));
+                    for (name, path) in [("cert", &cert), ("key", &private)] {
+                        if !path.exists() {
+                            return Err(invalid(
+                                format!("{key}.{name}"),
+                                format!("{} does not exist", path.display()),
+                            ));
+                        }
+                    }
+                    load_pair(&cert, &private).map_err(|e| match e {
+                        ConfigError::Invalid { key: k, problem } => {
+                            invalid(format!("{key}.{}", k.trim_start_matches("tls.")), problem)
+                        }
+                        other => other,
+                    })?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The certificate and key files a listener uses: its own, or the `[tls]` pair.
+    pub fn listener_tls_files(&self, listener: &Listener) -> (PathBuf, PathBuf) {
+        match (&listener.cert, &listener.key) {
+            (Some(cert), Some(key)) => (self.resolve(cert), self.resolve(key)),
+            _ => (self.cert_path(), self.key_path()),
+        }
     }
 
     fn validate_tls(&self) -> Result<(), ConfigError> {
@@ -832,6 +881,39 @@ mod tests {
         config.validate().unwrap();
         let pair = load_pair(&cert, &key).unwrap();
         assert_eq!(pair.chain.len(), 1);
+    }
+
+    #[test]
+    fn a_listener_may_have_its_own_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = in_dir(&dir.path().join("other"), "");
+        ensure_certificate(&other).unwrap();
+        let listener = |extra: &str| {
+            format!(
+                "[[smtp.listeners]]\nname = \"a\"\nbind = [\"[::1]:25\"]\nmode = \"plain\"\n{extra}"
+            )
+        };
+        let config = in_dir(dir.path(), &listener("cert = \"other/tls/cert.pem\"\n"));
+        assert_eq!(
+            problem(&config),
+            "smtp.listeners[0].key: is missing: cert needs a key"
+        );
+        let config = in_dir(
+            dir.path(),
+            &listener("cert = \"other/tls/cert.pem\"\nkey = \"other/tls/nokey.pem\"\n"),
+        );
+        assert!(problem(&config).starts_with("smtp.listeners[0].key: "));
+        let config = in_dir(
+            dir.path(),
+            &listener("cert = \"other/tls/cert.pem\"\nkey = \"other/tls/key.pem\"\n"),
+        );
+        config.validate().unwrap();
+        let (cert, _) = config.listener_tls_files(&config.smtp.listeners[0]);
+        assert_eq!(cert, dir.path().join("other/tls/cert.pem"));
+        assert_eq!(Config::parse(&config.to_toml()).unwrap(), config);
+        let defaults = Config::default();
+        let (cert, _) = defaults.listener_tls_files(&defaults.smtp.listeners[0]);
+        assert_eq!(cert, defaults.cert_path());
     }
 
     #[test]
