@@ -47,6 +47,16 @@ impl Address {
         }
     }
 
+    /// Builds an address from the checked text `local@domain` whose `@` is
+    /// at `at`.
+    pub(crate) fn from_checked_full(full: &str, at: usize) -> Self {
+        debug_assert_eq!(full.as_bytes()[at], b'@');
+        Address {
+            full: full.to_owned(),
+            at,
+        }
+    }
+
     /// Parses `local@domain` (the local part may be quoted).
     pub fn parse(text: &str) -> Result<Self, InvalidAddress> {
         crate::command::parse_mailbox(text).ok_or(InvalidAddress)
