@@ -6,7 +6,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::blob::BlobId;
-use crate::types::MailboxId;
+use crate::types::{MailboxId, QueueId, QueueRecipientId};
 
 /// What a store call can fail with. The `Display` text is meant for an
 /// administrator: the CLI prints it as it is.
@@ -93,6 +93,17 @@ pub enum Error {
     /// No mailbox of that name in the account.
     #[error("mailbox {0} does not exist")]
     MailboxNotFound(String),
+    /// No queue entry of that id (delivered or removed meanwhile).
+    #[error("queue entry {0} does not exist")]
+    QueueEntryNotFound(QueueId),
+    /// The recipient does not belong to the queue entry.
+    #[error("queue entry {entry} has no recipient {recipient}")]
+    QueueRecipientNotFound {
+        /// The queue entry.
+        entry: QueueId,
+        /// The recipient row.
+        recipient: QueueRecipientId,
+    },
     /// No mailbox of that id (deleted meanwhile).
     #[error("mailbox {0} does not exist")]
     NoSuchMailbox(MailboxId),

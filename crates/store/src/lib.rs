@@ -54,6 +54,7 @@ mod mailbox;
 mod maintenance;
 mod message;
 mod password;
+mod queue;
 mod resolve;
 mod schema;
 mod stats;
@@ -72,11 +73,12 @@ pub use mailbox::{Mailbox, MailboxStatus};
 pub use maintenance::{CheckReport, GcReport};
 pub use message::{Appended, Copied, FlagUpdate, FlagsResult, Message, pop3_uidl};
 pub use password::{Password, PasswordParams};
+pub use queue::{NewQueueEntry, NewRecipient, QueueEntry, QueuedRecipient, RecipientState};
 pub use resolve::{LocalTarget, Resolution, Sender};
 pub use schema::SCHEMA_VERSION;
 pub use stats::Stats;
 pub use store::{Store, StoreConfig};
 pub use types::{
     AccountId, Address, AdminLevel, AliasId, DomainId, Flag, FlagOp, Flags, GroupId, ListId,
-    ListMode, MailboxId, SpecialUse, Timestamp,
+    ListMode, MailboxId, QueueId, QueueRecipientId, SpecialUse, Timestamp,
 };

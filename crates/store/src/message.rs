@@ -148,7 +148,7 @@ fn bump_modseq(conn: &Connection, mailbox: MailboxId) -> Result<u64> {
 }
 
 /// The owner's quota and the domain's limits for a message into `mailbox`.
-struct Limits {
+pub(crate) struct Limits {
     account: i64,
     address: String,
     quota: u64,
@@ -158,7 +158,7 @@ struct Limits {
     max_total: Option<u64>,
 }
 
-fn limits(conn: &Connection, mailbox: MailboxId) -> Result<Limits> {
+pub(crate) fn limits(conn: &Connection, mailbox: MailboxId) -> Result<Limits> {
     conn.prepare_cached(
         "SELECT a.id, a.display_local || '@' || d.name, a.quota_bytes, a.used_bytes, d.id,
          d.max_message_size, d.max_total_size
@@ -184,7 +184,7 @@ fn limits(conn: &Connection, mailbox: MailboxId) -> Result<Limits> {
 
 /// Refuses `needed` more bytes (in messages of at most `largest` bytes) when
 /// the quota or the domain's limits do not allow them.
-fn check_room(conn: &Connection, l: &Limits, needed: u64, largest: u64) -> Result<()> {
+pub(crate) fn check_room(conn: &Connection, l: &Limits, needed: u64, largest: u64) -> Result<()> {
     if let Some(limit) = l.max_message
         && largest > limit
     {
@@ -224,7 +224,12 @@ fn check_room(conn: &Connection, l: &Limits, needed: u64, largest: u64) -> Resul
 /// Makes sure the blob row exists, and the file too (garbage collection runs
 /// on the committer thread, so the file cannot vanish between this check and
 /// the commit).
-fn ensure_blob(conn: &Connection, blobs: &BlobStore, id: &BlobId, size: u64) -> Result<()> {
+pub(crate) fn ensure_blob(
+    conn: &Connection,
+    blobs: &BlobStore,
+    id: &BlobId,
+    size: u64,
+) -> Result<()> {
     if !blobs.path(id).is_file() {
         return Err(Error::BlobMissing(*id));
     }
@@ -238,7 +243,7 @@ fn ensure_blob(conn: &Connection, blobs: &BlobStore, id: &BlobId, size: u64) -> 
 }
 
 /// Adds one message row with the mailbox's next UID and modseq.
-fn insert(
+pub(crate) fn insert(
     ctx: &mut WriteCtx<'_>,
     mailbox: MailboxId,
     blob: &BlobId,

@@ -24,6 +24,15 @@ id_type!(
     DomainId
 );
 id_type!(
+    /// A queue entry's id: one accepted message until every recipient has
+    /// a final result. Shown by `ironpost queue list`.
+    QueueId
+);
+id_type!(
+    /// One recipient of a queue entry.
+    QueueRecipientId
+);
+id_type!(
     /// An account's row id.
     AccountId
 );
