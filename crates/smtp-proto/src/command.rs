@@ -521,7 +521,9 @@ pub(crate) fn parse_mailbox(s: &str) -> Option<Address> {
         let domain = s[end..].strip_prefix('@')?;
         return checked_domain(domain).map(|d| Address::from_checked(&local, d));
     }
-    let at = bytes.iter().rposition(|&b| b == b'@')?;
+    // A Dot-string has no `@`, while a general address literal may: the
+    // first `@` ends the local part.
+    let at = bytes.iter().position(|&b| b == b'@')?;
     let local = &s[..at];
     if local.len() > 256 || !is_dot_string(local.as_bytes()) {
         return None;
@@ -917,6 +919,20 @@ mod tests {
         for (line, expected) in table {
             assert_eq!(&roundtrip(line), expected, "{line}");
         }
+    }
+
+    /// Found by fuzzing: an `@` inside a general address literal made the
+    /// encoding of a quoted-local-part address unparsable.
+    #[test]
+    fn an_at_sign_inside_an_address_literal() {
+        let cmd = roundtrip("RCPT TO:<\"a\"@[IOM:IPv6:<~@a,@b:x@Pv5:::1]> ");
+        let Command::Rcpt { to, .. } = cmd else {
+            panic!()
+        };
+        let address = to.address().unwrap();
+        assert_eq!(address.local_part(), "a");
+        assert_eq!(address.domain(), "[IOM:IPv6:<~@a,@b:x@Pv5:::1]");
+        assert_eq!(Address::parse("a@[x:y@z]").unwrap().domain(), "[x:y@z]");
     }
 
     #[test]
