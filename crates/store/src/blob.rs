@@ -8,23 +8,28 @@
 //!                            under the directory named by the first two
 //! ```
 //!
-//! Writing: stream into a new temporary file while hashing, `fsync` the
-//! file, `rename` it to its content address (or drop it when that body is
-//! already there), then `fsync` the directory that received the name. Only
-//! after that last `fsync` is the body durable, and only then is the index
-//! row that references it handed to the committer. The writing thread does
-//! these `fsync`s itself: concurrent writers' `fsync`s overlap and the file
-//! system's journal folds them into shared commits (on ext4, one jbd2
-//! commit serves every waiter), which measured far faster than the committer
-//! syncing the batch's directories one after the other (see BENCHMARKS.md).
+//! Writing: stream into a new temporary file while hashing, then hand it to
+//! the group sync ([`GroupSync`]). One writer at a time leads a batch of
+//! every file handed over meanwhile: `syncfs` (the batch's bytes are
+//! durable), `rename` each file to its content address (or drop it when that
+//! body is already there), `syncfs` again (the names are durable). Only then
+//! do the batch's writers return, and only then is the index row that
+//! references a body handed to the committer. A batch costs two syncs
+//! however many bodies it holds, so concurrent deliveries share them the way
+//! they share the WAL `fsync` of the committer.
+//!
+//! `syncfs` flushes the whole file system that holds the blob directory:
+//! keep the data directory on a file system of its own when other programs
+//! write a lot beside it.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
@@ -99,14 +104,6 @@ impl FromStr for BlobId {
     }
 }
 
-/// A body written and renamed into place, its directory not yet fsynced.
-#[derive(Debug, Clone)]
-pub(crate) struct Written {
-    pub(crate) id: BlobId,
-    pub(crate) size: u64,
-    pub(crate) dir: PathBuf,
-}
-
 /// The body files. Cheap to clone; shared by every handle of a [`crate::Store`].
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -114,6 +111,7 @@ pub struct BlobStore {
     tmp: PathBuf,
     seq: Arc<AtomicU64>,
     counters: Arc<Counters>,
+    group: Arc<GroupSync>,
 }
 
 impl BlobStore {
@@ -128,7 +126,9 @@ impl BlobStore {
                 created = true;
             }
         }
+        let handle = File::open(&root).map_err(|e| Error::io(&root, e))?;
         let store = BlobStore {
+            group: Arc::new(GroupSync::new(handle, root.clone())),
             root,
             tmp,
             seq: Arc::new(AtomicU64::new(0)),
@@ -166,9 +166,22 @@ impl BlobStore {
 
     /// [`BlobStore::write`], also giving the size.
     pub(crate) fn write_durable(&self, reader: impl Read) -> Result<(BlobId, u64)> {
-        let written = self.write_file(reader)?;
-        self.sync_dir(&written.dir)?;
-        Ok((written.id, written.size))
+        let (tmp_path, id, size) = self.write_temp(reader)?;
+        let path = self.path(&id);
+        if let Ok(existing) = File::open(&path) {
+            // Already stored: keep the old file, and make it young again so
+            // that garbage collection leaves it to the reference about to
+            // come. Its name may come from a batch still in flight: waiting
+            // for the next batch makes sure that one is durable too.
+            let _ = fs::remove_file(&tmp_path);
+            existing
+                .set_modified(SystemTime::now())
+                .map_err(|e| Error::io(&path, e))?;
+            self.group.sync(None, &self.counters)?;
+        } else {
+            self.group.sync(Some((tmp_path, path)), &self.counters)?;
+        }
+        Ok((id, size))
     }
 
     /// [`BlobStore::write`] for bytes in memory.
@@ -220,9 +233,9 @@ impl BlobStore {
         }
     }
 
-    /// Streams `reader` into a temporary file, fsyncs it and renames it to its
-    /// content address. The directory is not synced.
-    pub(crate) fn write_file(&self, mut reader: impl Read) -> Result<Written> {
+    /// Streams `reader` into a new temporary file while hashing it; returns
+    /// the file's path, the body's id and its size. Nothing is synced yet.
+    fn write_temp(&self, mut reader: impl Read) -> Result<(PathBuf, BlobId, u64)> {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         let tmp_path = self.tmp.join(format!("{}-{n}", std::process::id()));
         let mut file = File::create_new(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
@@ -242,31 +255,16 @@ impl BlobStore {
                     .map_err(|e| Error::io(&tmp_path, e))?;
                 size += n as u64;
             }
-            file.sync_all().map_err(|e| Error::io(&tmp_path, e))?;
-            self.counters.file_fsync();
             Ok((BlobId(hasher.finalize().into()), size))
         })();
         drop(file);
-        let (id, size) = match result {
-            Ok(v) => v,
+        match result {
+            Ok((id, size)) => Ok((tmp_path, id, size)),
             Err(e) => {
                 let _ = fs::remove_file(&tmp_path);
-                return Err(e);
+                Err(e)
             }
-        };
-        let dir = self.dir_of(&id);
-        let path = dir.join(id.to_hex());
-        if let Ok(existing) = File::open(&path) {
-            // Already stored: keep the old file, and make it young again so
-            // that garbage collection leaves it to the reference about to come.
-            let _ = fs::remove_file(&tmp_path);
-            existing
-                .set_modified(SystemTime::now())
-                .map_err(|e| Error::io(&path, e))?;
-        } else {
-            fs::rename(&tmp_path, &path).map_err(|e| Error::io(&path, e))?;
         }
-        Ok(Written { id, size, dir })
     }
 
     /// `fsync` on a directory, so that the names created in it are durable.
@@ -388,5 +386,105 @@ mod tests {
         let id = BlobId::of(b"x");
         assert_eq!(id.to_hex().parse::<BlobId>().unwrap(), id);
         assert!("xyz".parse::<BlobId>().is_err());
+    }
+}
+
+/// Makes written bodies durable in batches (leader/follower group commit):
+/// the first writer to find no batch running leads one for every body
+/// handed over so far, while the others wait for the batch that holds theirs.
+#[derive(Debug)]
+pub(crate) struct GroupSync {
+    /// A handle on the blob directory: `syncfs` flushes its file system.
+    handle: File,
+    root: PathBuf,
+    state: Mutex<SyncState>,
+    finished: Condvar,
+}
+
+/// A body to put in place: its temporary file and its final path; `None`
+/// only waits for a batch boundary.
+type Item = Option<(PathBuf, PathBuf)>;
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// The last ticket handed out.
+    issued: u64,
+    /// Every ticket up to this one belongs to a finished batch.
+    finished_through: u64,
+    /// A writer is running a batch.
+    leading: bool,
+    /// Tickets waiting for the next batch, in order.
+    waiting: Vec<(u64, Item)>,
+    /// Tickets of failed batches, with the error.
+    failed: HashMap<u64, String>,
+}
+
+impl GroupSync {
+    fn new(handle: File, root: PathBuf) -> Self {
+        GroupSync {
+            handle,
+            root,
+            state: Mutex::new(SyncState::default()),
+            finished: Condvar::new(),
+        }
+    }
+
+    /// Returns once `item` is in place and durable, its bytes and its name.
+    fn sync(&self, item: Item, counters: &Counters) -> Result<()> {
+        let lock = || self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = lock();
+        state.issued += 1;
+        let ticket = state.issued;
+        state.waiting.push((ticket, item));
+        loop {
+            if state.finished_through >= ticket {
+                return match state.failed.remove(&ticket) {
+                    None => Ok(()),
+                    Some(error) => Err(Error::io(&self.root, io::Error::other(error))),
+                };
+            }
+            if state.leading {
+                state = self
+                    .finished
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            state.leading = true;
+            let batch = std::mem::take(&mut state.waiting);
+            drop(state);
+            let outcome = self.run(&batch, counters);
+            state = lock();
+            state.leading = false;
+            if let Some(&(last, _)) = batch.last() {
+                state.finished_through = last;
+            }
+            if let Err(error) = outcome {
+                for (t, _) in &batch {
+                    state.failed.insert(*t, error.to_string());
+                }
+            }
+            self.finished.notify_all();
+        }
+    }
+
+    /// `syncfs`, the renames, `syncfs`: the data of every file is durable
+    /// before any of them gets its final name.
+    fn run(&self, batch: &[(u64, Item)], counters: &Counters) -> io::Result<()> {
+        rustix::fs::syncfs(&self.handle)?;
+        counters.fs_sync();
+        for (_, item) in batch {
+            if let Some((tmp, path)) = item {
+                if path.exists() {
+                    // The same body came twice in one batch.
+                    let _ = fs::remove_file(tmp);
+                } else {
+                    fs::rename(tmp, path)?;
+                }
+            }
+        }
+        rustix::fs::syncfs(&self.handle)?;
+        counters.fs_sync();
+        Ok(())
     }
 }

@@ -5,20 +5,20 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// The live counters, shared by the blob store and the committer.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    file_fsyncs: AtomicU64,
     dir_fsyncs: AtomicU64,
+    fs_syncs: AtomicU64,
     commits: AtomicU64,
     jobs: AtomicU64,
     messages: AtomicU64,
 }
 
 impl Counters {
-    pub(crate) fn file_fsync(&self) {
-        self.file_fsyncs.fetch_add(1, Relaxed);
-    }
-
     pub(crate) fn dir_fsync(&self) {
         self.dir_fsyncs.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn fs_sync(&self) {
+        self.fs_syncs.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn commit(&self, jobs: usize) {
@@ -32,8 +32,8 @@ impl Counters {
 
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
-            file_fsyncs: self.file_fsyncs.load(Relaxed),
             dir_fsyncs: self.dir_fsyncs.load(Relaxed),
+            fs_syncs: self.fs_syncs.load(Relaxed),
             commits: self.commits.load(Relaxed),
             write_jobs: self.jobs.load(Relaxed),
             messages_written: self.messages.load(Relaxed),
@@ -45,10 +45,10 @@ impl Counters {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// `fsync`s of body files.
-    pub file_fsyncs: u64,
     /// `fsync`s of blob directories.
     pub dir_fsyncs: u64,
+    /// `syncfs` calls of the group sync (two per batch of bodies).
+    pub fs_syncs: u64,
     /// Write transactions committed. With `synchronous = FULL` in WAL mode
     /// each commit costs one `fsync` of the WAL (checkpoints add a few more).
     pub commits: u64,
@@ -59,16 +59,17 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// `fsync`s the store asked for: bodies + directories + commits.
+    /// Syncs the store asked for: directory `fsync`s, `syncfs` calls, and
+    /// commits (one WAL `fsync` each).
     pub fn fsyncs(&self) -> u64 {
-        self.file_fsyncs + self.dir_fsyncs + self.commits
+        self.dir_fsyncs + self.fs_syncs + self.commits
     }
 
     /// The counters accumulated since `earlier`.
     pub fn since(&self, earlier: &Stats) -> Stats {
         Stats {
-            file_fsyncs: self.file_fsyncs - earlier.file_fsyncs,
             dir_fsyncs: self.dir_fsyncs - earlier.dir_fsyncs,
+            fs_syncs: self.fs_syncs - earlier.fs_syncs,
             commits: self.commits - earlier.commits,
             write_jobs: self.write_jobs - earlier.write_jobs,
             messages_written: self.messages_written - earlier.messages_written,
