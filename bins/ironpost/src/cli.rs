@@ -46,6 +46,9 @@ pub enum Command {
     /// Manage distribution lists.
     #[command(subcommand)]
     List(admin::list::ListCommand),
+    /// Inspect and remove queued messages.
+    #[command(subcommand)]
+    Queue(admin::queue::QueueCommand),
 }
 
 /// The `config` verbs.
@@ -99,6 +102,10 @@ where
         Command::List(cmd) => {
             let json = cmd.json();
             admin_command(config_path, json, |store| admin::list::run(store, cmd))
+        }
+        Command::Queue(cmd) => {
+            let json = cmd.json();
+            admin_command(config_path, json, |store| admin::queue::run(store, cmd))
         }
     }
 }

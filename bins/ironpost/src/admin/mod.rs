@@ -1,4 +1,4 @@
-//! The admin subcommands: `ironpost domain|account|alias|list <verb>`, run
+//! The admin subcommands: `ironpost domain|account|alias|list|queue <verb>`, run
 //! directly on the store (SQLite in WAL mode with its own locking, so they
 //! work while the server runs).
 //!
@@ -11,6 +11,7 @@ pub mod account;
 pub mod alias;
 pub mod domain;
 pub mod list;
+pub mod queue;
 
 use std::io::{self, BufRead, Write};
 
