@@ -349,19 +349,22 @@ impl Store {
         })
     }
 
-    /// Delivers a queued message to local mailboxes: each recipient in
-    /// `deliveries` gets the message in its mailbox and is marked delivered
-    /// in the same transaction, so a crash can neither lose nor duplicate
-    /// it. A recipient whose delivery fails (quota, a mailbox gone) stays
-    /// pending and its error is returned in its place, for the caller to
-    /// bounce or retry. Returns once durable.
+    /// Delivers a queued message to local mailboxes. Each recipient in
+    /// `deliveries` comes with the mailboxes it resolved to (one for an
+    /// account, several for a list); the messages are added and the recipient
+    /// is marked delivered in the same transaction, so a crash can neither
+    /// lose nor duplicate them. A recipient is marked delivered when at least
+    /// one of its mailboxes took the message; when none did (a full quota, a
+    /// mailbox gone) it stays pending. Each mailbox's result is returned in
+    /// place, for the caller to bounce or retry. A recipient delivered
+    /// already is not delivered again. Returns once durable.
     pub fn deliver_from_queue(
         &self,
         id: QueueId,
-        deliveries: Vec<(QueueRecipientId, MailboxId)>,
+        deliveries: Vec<(QueueRecipientId, Vec<MailboxId>)>,
         flags: Flags,
         internal_date: Option<Timestamp>,
-    ) -> Result<Vec<Result<Appended>>> {
+    ) -> Result<Vec<Result<Vec<Result<Appended>>>>> {
         let date = internal_date.unwrap_or_else(now);
         self.write(move |ctx| {
             let (blob, size): (Vec<u8>, i64) = ctx
@@ -378,7 +381,7 @@ impl Store {
             );
             let size = size as u64;
             let mut results = Vec::with_capacity(deliveries.len());
-            for (recipient, mailbox) in deliveries {
+            for (recipient, mailboxes) in deliveries {
                 let state: Option<String> = ctx
                     .conn
                     .prepare_cached(
@@ -396,7 +399,6 @@ impl Store {
                         }));
                         continue;
                     }
-                    // Already delivered (a retry after a partial run): not again.
                     Some("delivered") => {
                         results.push(Err(Error::Database(format!(
                             "queue entry {id}: recipient {recipient} was delivered already"
@@ -405,15 +407,49 @@ impl Store {
                     }
                     Some(_) => {}
                 }
-                let one = limits(ctx.conn, mailbox)
-                    .and_then(|l| check_room(ctx.conn, &l, size, size))
-                    .and_then(|()| insert(ctx, mailbox, &blob, size, &flags, date));
-                if one.is_ok() {
+                let mut each = Vec::with_capacity(mailboxes.len());
+                for mailbox in mailboxes {
+                    each.push(
+                        limits(ctx.conn, mailbox)
+                            .and_then(|l| check_room(ctx.conn, &l, size, size))
+                            .and_then(|()| insert(ctx, mailbox, &blob, size, &flags, date)),
+                    );
+                }
+                if each.iter().any(Result::is_ok) {
                     set_state(ctx.conn, id, recipient, RecipientState::Delivered, "")?;
                 }
-                results.push(one);
+                results.push(Ok(each));
             }
             Ok(results)
+        })
+    }
+
+    /// Adds recipients to a queue entry: the remote addresses a local one
+    /// expanded to (an alias or list member in another domain), so that they
+    /// wait for outbound delivery with the same body. Returns their ids.
+    pub fn add_queue_recipients(
+        &self,
+        id: QueueId,
+        recipients: Vec<NewRecipient>,
+    ) -> Result<Vec<QueueRecipientId>> {
+        self.write(move |ctx| {
+            entry_exists(ctx.conn, id)?;
+            let mut insert_rcpt = ctx
+                .conn
+                .prepare_cached(
+                    "INSERT INTO queue_recipients(queue_id, address, params) VALUES (?1, ?2, ?3)
+                     RETURNING id",
+                )
+                .db()?;
+            recipients
+                .iter()
+                .map(|r| {
+                    insert_rcpt
+                        .query_row(params![id.0, r.address, r.params], |row| row.get(0))
+                        .map(QueueRecipientId)
+                        .db()
+                })
+                .collect()
         })
     }
 

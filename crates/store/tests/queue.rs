@@ -86,16 +86,21 @@ fn local_delivery_happens_once_per_recipient() {
     let (ra, rb) = (entry.recipients[0].id, entry.recipients[1].id);
 
     let results = store
-        .deliver_from_queue(id, vec![(ra, inbox_a)], Flags::new(), None)
+        .deliver_from_queue(id, vec![(ra, vec![inbox_a])], Flags::new(), None)
         .unwrap();
-    assert!(results[0].is_ok());
+    assert!(results[0].as_ref().unwrap()[0].is_ok());
     // A second run (say after a crash before the entry was finished) does
     // not deliver alice again, but delivers bob.
     let results = store
-        .deliver_from_queue(id, vec![(ra, inbox_a), (rb, inbox_b)], Flags::new(), None)
+        .deliver_from_queue(
+            id,
+            vec![(ra, vec![inbox_a]), (rb, vec![inbox_b])],
+            Flags::new(),
+            None,
+        )
         .unwrap();
     assert!(results[0].is_err());
-    assert!(results[1].is_ok());
+    assert!(results[1].as_ref().unwrap()[0].is_ok());
     assert_eq!(store.messages(inbox_a).unwrap().len(), 1);
     assert_eq!(store.messages(inbox_b).unwrap().len(), 1);
     assert_eq!(
@@ -128,12 +133,15 @@ fn a_full_mailbox_leaves_its_recipient_pending() {
     let results = store
         .deliver_from_queue(
             id,
-            vec![(entry.recipients[0].id, inbox)],
+            vec![(entry.recipients[0].id, vec![inbox])],
             Flags::new(),
             None,
         )
         .unwrap();
-    assert!(matches!(results[0], Err(Error::QuotaExceeded { .. })));
+    assert!(matches!(
+        results[0].as_ref().unwrap()[0],
+        Err(Error::QuotaExceeded { .. })
+    ));
     assert_eq!(store.queue_entry(id).unwrap().pending().count(), 1);
     assert!(
         !store.finish_queue_entry(id).unwrap(),
@@ -209,4 +217,59 @@ fn one_body_serves_many_entries() {
         store.blobs().open_file(&blob).is_ok(),
         "still held by the other entry"
     );
+}
+
+#[test]
+fn a_list_recipient_is_delivered_to_every_member_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let a = account(&store, "a@example.com");
+    let b = account(&store, "b@example.com");
+    store.set_quota("b@example.com", 5).unwrap();
+    let id = queue_one(
+        &store,
+        b"Subject: list\r\n\r\nhello all\r\n",
+        &["team@example.com"],
+    );
+    let recipient = store.queue_entry(id).unwrap().recipients[0].id;
+    let inbox_a = store.mailbox(a.id, "INBOX").unwrap().id;
+    let inbox_b = store.mailbox(b.id, "INBOX").unwrap().id;
+    let results = store
+        .deliver_from_queue(
+            id,
+            vec![(recipient, vec![inbox_a, inbox_b])],
+            Flags::new(),
+            None,
+        )
+        .unwrap();
+    let each = results[0].as_ref().unwrap();
+    assert!(each[0].is_ok());
+    assert!(matches!(each[1], Err(Error::QuotaExceeded { .. })));
+    // One member took it: the recipient is done, and a retry adds nothing.
+    assert!(store.queue_entry(id).unwrap().pending().next().is_none());
+    let again = store
+        .deliver_from_queue(
+            id,
+            vec![(recipient, vec![inbox_a, inbox_b])],
+            Flags::new(),
+            None,
+        )
+        .unwrap();
+    assert!(again[0].is_err());
+    assert_eq!(store.messages(inbox_a).unwrap().len(), 1);
+}
+
+#[test]
+fn remote_expansions_join_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let id = queue_one(&store, b"x\r\n", &["alias@example.com"]);
+    let added = store
+        .add_queue_recipients(id, vec![NewRecipient::new("far@remote.example")])
+        .unwrap();
+    let entry = store.queue_entry(id).unwrap();
+    assert_eq!(entry.recipients.len(), 2);
+    assert_eq!(entry.recipients[1].id, added[0]);
+    assert_eq!(entry.recipients[1].address, "far@remote.example");
+    assert_eq!(entry.recipients[1].state, RecipientState::Pending);
 }

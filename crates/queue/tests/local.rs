@@ -1,0 +1,232 @@
+//! Local delivery from the queue: every kind of local recipient, failures
+//! bounced once, remote recipients left waiting, nothing delivered twice.
+
+use std::path::Path;
+
+use ironpost_mime::Message;
+use ironpost_queue::deliver_due;
+use ironpost_store::{
+    DomainUpdate, ListMode, MailboxId, NewAccount, NewQueueEntry, NewRecipient, Password,
+    PasswordParams, QueueId, Store, StoreConfig,
+};
+
+const BODY: &[u8] = b"From: sender@example.com\r\nSubject: hello\r\n\r\nHello there\r\n";
+
+fn open(dir: &Path) -> Store {
+    let mut config = StoreConfig::new(dir);
+    config.password = PasswordParams::insecure_fast();
+    Store::open(config).unwrap()
+}
+
+fn inbox(store: &Store, address: &str) -> MailboxId {
+    let account = store.account(address).unwrap();
+    store.mailbox(account.id, "INBOX").unwrap().id
+}
+
+fn setup(dir: &Path) -> Store {
+    let store = open(dir);
+    store.add_domain("example.com").unwrap();
+    let plus = DomainUpdate {
+        plus_separator: Some(Some('+')),
+        ..DomainUpdate::default()
+    };
+    store.update_domain("example.com", plus).unwrap();
+    for a in ["alice@example.com", "bob@example.com", "sender@example.com"] {
+        store
+            .add_account(NewAccount::new(a, Password::Plain("pw".into())))
+            .unwrap();
+    }
+    store
+        .add_alias("info@example.com", "alice@example.com")
+        .unwrap();
+    store
+        .add_alias("outside@example.com", "far@remote.example")
+        .unwrap();
+    store
+        .add_list("team@example.com", ListMode::Public, false)
+        .unwrap();
+    store
+        .add_list_member("team@example.com", "alice@example.com")
+        .unwrap();
+    store
+        .add_list_member("team@example.com", "bob@example.com")
+        .unwrap();
+    store
+        .add_list_member("team@example.com", "friend@remote.example")
+        .unwrap();
+    store
+}
+
+fn enqueue(store: &Store, sender: &str, recipients: &[&str]) -> QueueId {
+    let blob = store.blobs().write_bytes(BODY).unwrap();
+    store
+        .enqueue(NewQueueEntry::new(
+            blob,
+            sender,
+            recipients.iter().map(|r| NewRecipient::new(*r)),
+        ))
+        .unwrap()
+}
+
+fn far_future() -> i64 {
+    i64::MAX / 2
+}
+
+#[test]
+fn every_kind_of_local_recipient_gets_the_message_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = setup(dir.path());
+    let id = enqueue(
+        &store,
+        "sender@example.com",
+        &[
+            "alice@example.com",
+            "info@example.com",
+            "bob+news@example.com",
+            "team@example.com",
+            "someone@remote.example",
+            "outside@example.com",
+        ],
+    );
+    let report = deliver_due(&store, "mx.example.com", far_future(), 100).unwrap();
+    assert_eq!(report.failed, 0);
+    assert_eq!(report.bounces, 0);
+    assert_eq!(report.remote, 1, "{report:?}");
+    // alice is named directly, through info@ and through the list; bob by a
+    // plus address and through the list: one copy each.
+    assert_eq!(
+        store
+            .messages(inbox(&store, "alice@example.com"))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .messages(inbox(&store, "bob@example.com"))
+            .unwrap()
+            .len(),
+        1
+    );
+    let uid = store.messages(inbox(&store, "bob@example.com")).unwrap()[0].uid;
+    assert_eq!(
+        store
+            .read_message(inbox(&store, "bob@example.com"), uid)
+            .unwrap(),
+        BODY
+    );
+    // The remote recipient and the remote expansions of the alias and the
+    // list wait for outbound delivery; the entry stays.
+    let entry = store.queue_entry(id).unwrap();
+    let mut waiting: Vec<&str> = entry.pending().map(|r| r.address.as_str()).collect();
+    waiting.sort_unstable();
+    assert_eq!(
+        waiting,
+        [
+            "far@remote.example",
+            "friend@remote.example",
+            "someone@remote.example"
+        ]
+    );
+    // A second pass delivers nothing again.
+    let again = deliver_due(&store, "mx.example.com", far_future(), 100).unwrap();
+    assert_eq!(again.delivered, 0);
+    assert_eq!(
+        store
+            .messages(inbox(&store, "alice@example.com"))
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn an_unknown_user_is_bounced_to_the_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = setup(dir.path());
+    let id = enqueue(
+        &store,
+        "sender@example.com",
+        &["nobody@example.com", "alice@example.com"],
+    );
+    let report = deliver_due(&store, "mx.example.com", far_future(), 100).unwrap();
+    assert_eq!((report.delivered, report.failed, report.bounces), (1, 1, 1));
+    // The entry is finished; the bounce is queued with the null sender...
+    assert!(store.queue_entry(id).is_err());
+    let bounces = store.queue_entries().unwrap();
+    assert_eq!(bounces.len(), 1);
+    assert_eq!(bounces[0].sender, "");
+    assert_eq!(bounces[0].recipients[0].address, "sender@example.com");
+    // ...and the next pass delivers it to the (local) sender.
+    let next = deliver_due(&store, "mx.example.com", far_future(), 100).unwrap();
+    assert_eq!(next.delivered, 1);
+    assert!(store.queue_entries().unwrap().is_empty());
+    let sender_inbox = inbox(&store, "sender@example.com");
+    let uid = store.messages(sender_inbox).unwrap()[0].uid;
+    let dsn = store.read_message(sender_inbox, uid).unwrap();
+    let text = String::from_utf8_lossy(&dsn);
+    assert!(text.contains("multipart/report"), "{text}");
+    assert!(
+        text.contains("Final-Recipient: rfc822; nobody@example.com"),
+        "{text}"
+    );
+    assert!(text.contains("Status: 5.1.1"), "{text}");
+    assert!(
+        text.contains("Subject: hello"),
+        "the original header is carried: {text}"
+    );
+    assert!(Message::parse(&dsn).envelope().subject.is_some());
+}
+
+#[test]
+fn over_quota_fails_with_552_and_a_bounce() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = setup(dir.path());
+    store.set_quota("bob@example.com", 10).unwrap();
+    let id = enqueue(&store, "sender@example.com", &["bob@example.com"]);
+    let entry = store.queue_entry(id).unwrap();
+    let report = deliver_due(&store, "mx.example.com", far_future(), 100).unwrap();
+    assert_eq!((report.delivered, report.failed, report.bounces), (0, 1, 1));
+    assert!(
+        store
+            .messages(inbox(&store, "bob@example.com"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store.queue_entry(entry.id).is_err(),
+        "finished once every recipient is final"
+    );
+    deliver_due(&store, "mx.example.com", far_future(), 100).unwrap();
+    let sender_inbox = inbox(&store, "sender@example.com");
+    let uid = store.messages(sender_inbox).unwrap()[0].uid;
+    let text =
+        String::from_utf8_lossy(&store.read_message(sender_inbox, uid).unwrap()).into_owned();
+    assert!(text.contains("Status: 5.2.2"), "{text}");
+    assert!(text.contains("552 5.2.2 mailbox full"), "{text}");
+}
+
+#[test]
+fn bounces_never_bounce() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = setup(dir.path());
+    let id = enqueue(&store, "", &["nobody@example.com"]);
+    let report = deliver_due(&store, "mx.example.com", far_future(), 100).unwrap();
+    assert_eq!((report.failed, report.bounces), (1, 0));
+    assert!(store.queue_entry(id).is_err());
+    assert!(store.queue_entries().unwrap().is_empty());
+}
+
+#[test]
+fn entries_not_yet_due_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = setup(dir.path());
+    let id = enqueue(&store, "sender@example.com", &["alice@example.com"]);
+    let created = store.queue_entry(id).unwrap().created;
+    store.defer_queue_entry(id, created + 600).unwrap();
+    let report = deliver_due(&store, "mx.example.com", created + 599, 100).unwrap();
+    assert_eq!(report.delivered, 0);
+    let report = deliver_due(&store, "mx.example.com", created + 600, 100).unwrap();
+    assert_eq!(report.delivered, 1);
+    assert!(store.queue_entry(id).is_err());
+}
