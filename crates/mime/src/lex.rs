@@ -198,18 +198,22 @@ impl<'a> Lexer<'a> {
 
     /// A MIME `token` (dots allowed, as servers do).
     pub(crate) fn parse_mime_token(&mut self, out: &mut Vec<u8>) -> Step {
+        self.take_run(out, |b| is_token(b) || b == b'.')
+    }
+
+    /// Copies the run of bytes `wanted` accepts to `out`, then skips
+    /// white space after it.
+    fn take_run(&mut self, out: &mut Vec<u8>, wanted: impl Fn(u8) -> bool) -> Step {
         let start = self.pos;
-        while self.pos < self.data.len() {
-            let b = self.data[self.pos];
-            if is_token(b) || b == b'.' {
-                self.pos += 1;
-                continue;
-            }
-            out.extend_from_slice(&self.data[start..self.pos]);
-            return self.skip_lwsp();
+        while self.pos < self.data.len() && wanted(self.data[self.pos]) {
+            self.pos += 1;
         }
         out.extend_from_slice(&self.data[start..self.pos]);
-        Step::End
+        if self.pos < self.data.len() {
+            self.skip_lwsp()
+        } else {
+            Step::End
+        }
     }
 
     /// `quoted-string`; folding line breaks are removed, quoted pairs unescaped.
@@ -247,18 +251,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn parse_atom_or_dot(&mut self, out: &mut Vec<u8>) -> Step {
-        let start = self.pos;
-        while self.pos < self.data.len() {
-            let b = self.data[self.pos];
-            if is_atext(b) || b == b'.' {
-                self.pos += 1;
-                continue;
-            }
-            out.extend_from_slice(&self.data[start..self.pos]);
-            return self.skip_lwsp();
-        }
-        out.extend_from_slice(&self.data[start..self.pos]);
-        Step::End
+        self.take_run(out, |b| is_atext(b) || b == b'.')
     }
 
     /// `phrase` (with obs-phrase dots); words joined by one space.
