@@ -9,6 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod server;
+
 /// The path of the `ironpost` binary under test: `IRONPOST_BIN` when set,
 /// otherwise the one in the same target directory as this test executable.
 pub fn binary() -> PathBuf {

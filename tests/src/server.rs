@@ -1,0 +1,193 @@
+//! A running `ironpost serve` for the protocol tests: listeners on free
+//! loopback ports, a fresh data directory, the log in a file, and the means
+//! to stop it gently (SIGTERM) or not (SIGKILL).
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::{Env, binary};
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// The SMTP ports of a test server.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    /// Port 25's listener: STARTTLS, no AUTH required.
+    pub smtp: u16,
+    /// Port 587's listener: STARTTLS, AUTH required.
+    pub submission: u16,
+    /// Port 465's listener: implicit TLS, AUTH required.
+    pub smtps: u16,
+}
+
+impl Ports {
+    /// Three free ports.
+    pub fn free() -> Ports {
+        Ports {
+            smtp: free_port(),
+            submission: free_port(),
+            smtps: free_port(),
+        }
+    }
+
+    /// The `[[smtp.listeners]]` of the three listeners on 127.0.0.1.
+    pub fn listeners(&self) -> String {
+        format!(
+            "[[smtp.listeners]]\nname = \"smtp\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"starttls\"\n\n\
+             [[smtp.listeners]]\nname = \"submission\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"starttls\"\nauth_required = true\n\n\
+             [[smtp.listeners]]\nname = \"smtps\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"implicit-tls\"\nauth_required = true\n",
+            self.smtp, self.submission, self.smtps
+        )
+    }
+}
+
+/// An environment whose configuration has the three SMTP listeners on free
+/// loopback ports, after `extra` (which may set other `[smtp]` keys, but
+/// must not end inside a table other than `[smtp]`).
+pub fn env_with_listeners(extra: &str) -> (Env, Ports) {
+    let ports = Ports::free();
+    let smtp_keys = if extra.contains("[smtp]") {
+        String::new()
+    } else {
+        "[smtp]\n".to_string()
+    };
+    let config = format!("{smtp_keys}{extra}\n{}", ports.listeners());
+    (Env::with_config(&config), ports)
+}
+
+/// The line the server logs once every listener is bound.
+pub const READY: &str = "server ready";
+
+/// A running server. Dropping it kills the process.
+pub struct Server {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `ironpost --config FILE serve` in `env`, the log going to a
+    /// file in the environment's directory, and waits until it is ready.
+    /// Panics with the log when it exits or is not ready within 30 seconds.
+    pub fn start(env: &Env) -> Server {
+        Server::start_with(env, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_with(env: &Env, vars: &[(&str, &str)]) -> Server {
+        let log = next_log_path(env);
+        let file = fs::File::create(&log).expect("log file");
+        let child = Command::new(binary())
+            .arg("--config")
+            .arg(env.config())
+            .arg("serve")
+            .current_dir(env.dir())
+            .envs(vars.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file handle"))
+            .stderr(file)
+            .spawn()
+            .expect("ironpost starts");
+        let mut server = Server {
+            child: Some(child),
+            log,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.log().contains(READY) {
+                return;
+            }
+            let child = self.child.as_mut().expect("running");
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("ironpost exited ({status}) before it was ready:\n{}", self.log());
+            }
+            if Instant::now() > deadline {
+                panic!("ironpost not ready after 30 s:\n{}", self.log());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit (at most 60 s).
+    pub fn terminate(mut self) -> (ExitStatus, String) {
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let status = self.wait(Duration::from_secs(60));
+        (status, self.log())
+    }
+
+    /// Kills the process with SIGKILL and waits for it.
+    pub fn kill(mut self) -> String {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+        self.log()
+    }
+
+    fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("ironpost did not exit in {limit:?}:\n{}", self.log());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `server.log`, `server-2.log`, ...: one file per start in the environment.
+fn next_log_path(env: &Env) -> PathBuf {
+    (1..)
+        .map(|n| {
+            env.dir().join(if n == 1 {
+                "server.log".to_string()
+            } else {
+                format!("server-{n}.log")
+            })
+        })
+        .find(|p| !p.exists())
+        .expect("a free log name")
+}
