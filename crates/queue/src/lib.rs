@@ -4,7 +4,8 @@
 //! until every recipient has a final result. This crate holds what runs on
 //! that queue. Today that is local delivery ([`deliver_due`]): recipients
 //! are resolved through accounts, domain aliases, aliases, lists and
-//! catch-alls, delivered exactly once into their INBOX, and failures are
+//! catch-alls, delivered exactly once into their INBOX (each copy headed by
+//! a `Delivered-To:` field naming its account), and failures are
 //! bounced with an RFC 3464 delivery status notification. Remote recipients
 //! stay queued for outbound delivery.
 //!

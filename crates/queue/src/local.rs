@@ -1,4 +1,10 @@
 //! Local delivery: one pass over the due queue entries.
+//!
+//! Each mailbox's copy starts with `Delivered-To: <account address>` (SPEC
+//! the address of the account the message reached after aliases,
+//! lists and plus addressing, the way Postfix marks final delivery. The
+//! field is the copy's header prefix in the store ([`LocalDelivery`]), so
+//! the body stays one blob for every recipient.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -7,8 +13,8 @@ use ironpost_mime::generate::{
     Action, Dsn, Mailbox, RecipientStatus, delivery_status_notification,
 };
 use ironpost_store::{
-    Error as StoreError, Flags, NewQueueEntry, NewRecipient, QueueEntry, QueueRecipientId,
-    RecipientState, Sender, Store, Timestamp,
+    Error as StoreError, Flags, LocalDelivery, NewQueueEntry, NewRecipient, QueueEntry,
+    QueueRecipientId, RecipientState, Sender, Store, Timestamp,
 };
 
 /// Why a delivery pass stopped. A recipient's own failure is not an error
@@ -51,7 +57,8 @@ struct Failure {
 
 /// Delivers the local recipients of every queue entry due at `now` (at most
 /// `limit` entries): each recipient is resolved, delivered into the INBOX of
-/// every account it stands for, and marked delivered in the same
+/// every account it stands for (with a `Delivered-To:` field naming that
+/// account in front of the message), and marked delivered in the same
 /// transaction; a recipient that cannot be delivered is marked failed and
 /// its sender gets a delivery status notification (never for a message with
 /// the null sender, so bounces never bounce). Remote recipients, and remote
@@ -123,18 +130,19 @@ fn deliver_entry(
         if targets.is_empty() {
             expanded_only.push(recipient.id);
         } else {
-            deliveries.push((recipient.id, targets.iter().map(|t| t.mailbox).collect()));
+            let copies = targets
+                .iter()
+                .map(|t| LocalDelivery::new(t.mailbox, delivered_to(&t.address)))
+                .collect();
+            deliveries.push((recipient.id, copies));
             members.push((recipient.address.clone(), targets));
         }
     }
 
-    let results = store.deliver_from_queue(
-        entry.id,
-        deliveries.clone(),
-        Flags::new(),
-        Some(entry.created),
-    )?;
-    for (((id, _), (address, targets)), result) in deliveries.iter().zip(&members).zip(results) {
+    let ids: Vec<QueueRecipientId> = deliveries.iter().map(|(id, _)| *id).collect();
+    let results =
+        store.deliver_from_queue(entry.id, deliveries, Flags::new(), Some(entry.created))?;
+    for ((id, (address, targets)), result) in ids.iter().zip(&members).zip(results) {
         // A recipient delivered already (a pass cut short) is simply done.
         let Ok(each) = result else { continue };
         let delivered = each.iter().filter(|r| r.is_ok()).count();
@@ -184,6 +192,13 @@ fn deliver_entry(
         report.bounces += 1;
     }
     Ok(())
+}
+
+/// The header prefix of a copy delivered to the account `address`. Account
+/// addresses are validated by the store (no white space or control
+/// characters), so the field is one well-formed line.
+fn delivered_to(address: &str) -> Vec<u8> {
+    format!("Delivered-To: {address}\r\n").into_bytes()
 }
 
 /// The reply for a local delivery that failed.

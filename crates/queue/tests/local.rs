@@ -1,5 +1,6 @@
 //! Local delivery from the queue: every kind of local recipient, failures
-//! bounced once, remote recipients left waiting, nothing delivered twice.
+//! bounced once, remote recipients left waiting, nothing delivered twice,
+//! each copy with its own `Delivered-To:` over one stored body.
 
 use std::path::Path;
 
@@ -68,6 +69,29 @@ fn enqueue(store: &Store, sender: &str, recipients: &[&str]) -> QueueId {
         .unwrap()
 }
 
+/// `BODY` as the account `address` reads it.
+fn delivered(address: &str, body: &[u8]) -> Vec<u8> {
+    [format!("Delivered-To: {address}\r\n").as_bytes(), body].concat()
+}
+
+/// The only message of `address`'s INBOX.
+fn only_message(store: &Store, address: &str) -> Vec<u8> {
+    let inbox = inbox(store, address);
+    let messages = store.messages(inbox).unwrap();
+    assert_eq!(messages.len(), 1, "{address}: {messages:?}");
+    store.read_message(inbox, messages[0].uid).unwrap()
+}
+
+/// The number of body files in the store at `dir`.
+fn blob_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("blobs"))
+        .unwrap()
+        .flatten()
+        .filter(|d| d.file_name() != "tmp")
+        .map(|d| std::fs::read_dir(d.path()).unwrap().count())
+        .sum()
+}
+
 fn far_future() -> i64 {
     i64::MAX / 2
 }
@@ -108,12 +132,10 @@ fn every_kind_of_local_recipient_gets_the_message_once() {
             .len(),
         1
     );
-    let uid = store.messages(inbox(&store, "bob@example.com")).unwrap()[0].uid;
+    // The account's own address, not the plus address it was reached by.
     assert_eq!(
-        store
-            .read_message(inbox(&store, "bob@example.com"), uid)
-            .unwrap(),
-        BODY
+        only_message(&store, "bob@example.com"),
+        delivered("bob@example.com", BODY)
     );
     // The remote recipient and the remote expansions of the alias and the
     // list wait for outbound delivery; the entry stays.
@@ -165,6 +187,10 @@ fn an_unknown_user_is_bounced_to_the_sender() {
     let uid = store.messages(sender_inbox).unwrap()[0].uid;
     let dsn = store.read_message(sender_inbox, uid).unwrap();
     let text = String::from_utf8_lossy(&dsn);
+    assert!(
+        text.starts_with("Delivered-To: sender@example.com\r\n"),
+        "{text}"
+    );
     assert!(text.contains("multipart/report"), "{text}");
     assert!(
         text.contains("Final-Recipient: rfc822; nobody@example.com"),
@@ -229,4 +255,46 @@ fn entries_not_yet_due_wait() {
     let report = deliver_due(&store, "mx.example.com", created + 600, 100).unwrap();
     assert_eq!(report.delivered, 1);
     assert!(store.queue_entry(id).is_err());
+}
+
+#[test]
+fn the_copy_starts_with_delivered_to_then_the_original_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = setup(dir.path());
+    enqueue(&store, "sender@example.com", &["bob@example.com"]);
+    let report = deliver_due(&store, "mx.example.com", far_future(), 100).unwrap();
+    assert_eq!(report.delivered, 1);
+    let message = only_message(&store, "bob@example.com");
+    let rest = message
+        .strip_prefix(b"Delivered-To: bob@example.com\r\n".as_slice())
+        .unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&message)));
+    assert_eq!(rest, BODY);
+    let m = &store.messages(inbox(&store, "bob@example.com")).unwrap()[0];
+    assert_eq!(m.size, message.len() as u64);
+    assert_eq!(store.account("bob@example.com").unwrap().used_bytes, m.size);
+}
+
+#[test]
+fn a_list_gives_each_account_its_own_delivered_to_over_one_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = setup(dir.path());
+    enqueue(&store, "sender@example.com", &["team@example.com"]);
+    deliver_due(&store, "mx.example.com", far_future(), 100).unwrap();
+    assert_eq!(
+        only_message(&store, "alice@example.com"),
+        delivered("alice@example.com", BODY)
+    );
+    assert_eq!(
+        only_message(&store, "bob@example.com"),
+        delivered("bob@example.com", BODY)
+    );
+    let alice = &store.messages(inbox(&store, "alice@example.com")).unwrap()[0];
+    let bob = &store.messages(inbox(&store, "bob@example.com")).unwrap()[0];
+    assert_eq!(alice.blob, bob.blob);
+    assert_eq!(
+        blob_files(dir.path()),
+        1,
+        "one body for both accounts and the queue"
+    );
+    assert!(store.check().unwrap().is_clean());
 }

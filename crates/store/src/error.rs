@@ -146,6 +146,13 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// A header prefix for a delivery (see [`crate::LocalDelivery`]) that is
+    /// not whole header field lines.
+    #[error("invalid header prefix: {reason}")]
+    InvalidPrefix {
+        /// Why it was refused.
+        reason: &'static str,
+    },
     /// The mailbox used up its 32-bit UID space; it needs a new UIDVALIDITY.
     #[error("mailbox {0} has no UIDs left")]
     UidsExhausted(MailboxId),

@@ -55,6 +55,7 @@ mod maintenance;
 mod message;
 mod password;
 mod queue;
+mod reader;
 mod resolve;
 mod schema;
 mod stats;
@@ -73,7 +74,10 @@ pub use mailbox::{Mailbox, MailboxStatus};
 pub use maintenance::{CheckReport, GcReport};
 pub use message::{Appended, Copied, FlagUpdate, FlagsResult, Message, pop3_uidl};
 pub use password::{Password, PasswordParams};
-pub use queue::{NewQueueEntry, NewRecipient, QueueEntry, QueuedRecipient, RecipientState};
+pub use queue::{
+    LocalDelivery, NewQueueEntry, NewRecipient, QueueEntry, QueuedRecipient, RecipientState,
+};
+pub use reader::MessageReader;
 pub use resolve::{LocalTarget, Resolution, Sender};
 pub use schema::SCHEMA_VERSION;
 pub use stats::Stats;

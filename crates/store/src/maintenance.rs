@@ -30,7 +30,8 @@ pub struct CheckReport {
     pub messages: u64,
     /// Messages whose body file is missing.
     pub missing: Vec<(MailboxId, u32, BlobId)>,
-    /// Messages whose body file has the wrong size.
+    /// Messages whose body file has the wrong size (not the message's size
+    /// less its header prefix).
     pub wrong_size: Vec<(MailboxId, u32, BlobId)>,
     /// Accounts whose recorded usage differs from the sum of their message
     /// sizes: (account, recorded, actual).
@@ -148,9 +149,10 @@ impl Store {
         })
     }
 
-    /// Checks that every message's body file exists with the right size,
-    /// that quota usage equals the sum of message sizes, and that blob
-    /// reference counts cover the messages. Reads only.
+    /// Checks that every message's body file exists with the right size (the
+    /// message's size less its header prefix), that quota usage equals the
+    /// sum of message sizes, and that blob reference counts cover the
+    /// messages. Reads only.
     pub fn check(&self) -> Result<CheckReport> {
         let blobs = self.blobs().clone();
         self.read(|c| {
@@ -158,17 +160,17 @@ impl Store {
             let mut report = CheckReport::default();
             {
                 let mut stmt = tx
-                    .prepare("SELECT mailbox_id, uid, blob, size FROM messages")
+                    .prepare("SELECT mailbox_id, uid, blob, size - length(prefix) FROM messages")
                     .db()?;
                 let mut rows = stmt.query([]).db()?;
                 while let Some(r) = rows.next().db()? {
                     let mailbox = MailboxId(r.get(0).db()?);
                     let uid = r.get::<_, i64>(1).db()? as u32;
                     let id = BlobId::from_slice(&r.get::<_, Vec<u8>>(2).db()?)?;
-                    let size = r.get::<_, i64>(3).db()? as u64;
+                    let body_size = r.get::<_, i64>(3).db()?;
                     report.messages += 1;
                     match blobs.size(&id) {
-                        Ok(s) if s == size => {}
+                        Ok(s) if i64::try_from(s) == Ok(body_size) => {}
                         Ok(_) => report.wrong_size.push((mailbox, uid, id)),
                         Err(Error::BlobMissing(_)) => report.missing.push((mailbox, uid, id)),
                         Err(e) => return Err(e),

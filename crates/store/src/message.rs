@@ -1,14 +1,17 @@
 //! Messages: append and delivery, flags, expunge, copy and move, reading
 //! bodies (SPEC D-4).
 //!
-//! A message row is (mailbox, UID) → modseq, flags, internal date, size and
-//! the body's blob id. Every change takes the mailbox's next modseq. UIDs come
+//! A message row is (mailbox, UID) → modseq, flags, internal date, size, the
+//! body's blob id and a header prefix. The prefix holds the header fields of
+//! this delivery alone (`Delivered-To:`): the blob is shared by every mailbox
+//! the message went to, so what differs per mailbox cannot be in it. Reading a
+//! message yields the prefix, then the blob ([`MessageReader`]), and the size
+//! counts both. Every change takes the mailbox's next modseq. UIDs come
 //! from the mailbox's UIDNEXT, which only grows (also across expunges and
 //! restarts, because it is a column, not `max(uid) + 1`). Quota usage and blob
 //! reference counts are kept by triggers on the message rows, so they are
 //! exact whatever happens; quota is checked before a row is added.
 
-use std::fs::File;
 use std::io::Read;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -19,6 +22,7 @@ use crate::commit::WriteCtx;
 use crate::error::{DbResult, Error, Result};
 use crate::feed::Change;
 use crate::mailbox::{Mailbox, load_mailbox};
+use crate::reader::MessageReader;
 use crate::types::{FlagOp, Flags, MailboxId, Timestamp, flags_from_db, flags_to_db, now};
 
 /// A message's index entry.
@@ -35,9 +39,14 @@ pub struct Message {
     pub flags: Flags,
     /// Its internal date.
     pub internal_date: Timestamp,
-    /// Its size in bytes.
+    /// Its size in octets as read: the header prefix plus the body file.
+    /// This is the IMAP `RFC822.SIZE` and what the quota counts.
     pub size: u64,
-    /// Its body.
+    /// The length of its header prefix: header lines stored with this message
+    /// row alone (`Delivered-To:`) and read in front of the body file, which
+    /// starts at this offset. 0 for a message appended as it is.
+    pub prefix_len: u64,
+    /// Its body file, shared with every other message of the same content.
     pub blob: BlobId,
 }
 
@@ -86,7 +95,8 @@ pub struct FlagsResult {
     pub conflicts: Vec<u32>,
 }
 
-const MESSAGE_COLUMNS: &str = "mailbox_id, uid, modseq, flags, keywords, internal_date, size, blob";
+const MESSAGE_COLUMNS: &str =
+    "mailbox_id, uid, modseq, flags, keywords, internal_date, size, blob, length(prefix)";
 
 fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Message, Vec<u8>)> {
     let bits: i64 = r.get(3)?;
@@ -99,6 +109,7 @@ fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Message, Vec<u8>)>
             flags: flags_from_db(bits, &keywords),
             internal_date: r.get(5)?,
             size: r.get::<_, i64>(6)? as u64,
+            prefix_len: r.get::<_, i64>(8)? as u64,
             blob: BlobId([0; 32]),
         },
         r.get(7)?,
@@ -121,6 +132,43 @@ fn get_message(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<Option
     .db()?
     .map(finish)
     .transpose()
+}
+
+/// A message's header prefix.
+fn get_prefix(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<Vec<u8>> {
+    conn.prepare_cached("SELECT prefix FROM messages WHERE mailbox_id = ?1 AND uid = ?2")
+        .db()?
+        .query_row(params![mailbox.0, uid], |r| r.get(0))
+        .optional()
+        .db()?
+        .ok_or(Error::MessageNotFound { mailbox, uid })
+}
+
+/// Refuses a header prefix that is not whole header field lines: it must be
+/// empty or end with CRLF, have no bare CR or LF, no empty line (that would
+/// end the header), and not start with folding white space.
+pub(crate) fn check_prefix(prefix: &[u8]) -> Result<()> {
+    let bad = |reason| Err(Error::InvalidPrefix { reason });
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    if !prefix.ends_with(b"\r\n") {
+        return bad("it does not end with CRLF");
+    }
+    if matches!(prefix[0], b' ' | b'\t') {
+        return bad("it starts with folding white space");
+    }
+    for (i, &b) in prefix.iter().enumerate() {
+        let bare_cr = b == b'\r' && prefix.get(i + 1) != Some(&b'\n');
+        let bare_lf = b == b'\n' && (i == 0 || prefix[i - 1] != b'\r');
+        if bare_cr || bare_lf {
+            return bad("it has a bare CR or LF");
+        }
+        if b == b'\n' && (i < 2 || prefix[i - 2] == b'\n') {
+            return bad("it has an empty line");
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn all_uids(conn: &Connection, mailbox: MailboxId) -> Result<Vec<u32>> {
@@ -242,15 +290,19 @@ pub(crate) fn ensure_blob(
     Ok(())
 }
 
-/// Adds one message row with the mailbox's next UID and modseq.
+/// Adds one message row with the mailbox's next UID and modseq: `prefix`
+/// in front of the body `blob` of `body_size` octets. The row's size (and
+/// so the quota charged by the trigger) is both.
 pub(crate) fn insert(
     ctx: &mut WriteCtx<'_>,
     mailbox: MailboxId,
+    prefix: &[u8],
     blob: &BlobId,
-    size: u64,
+    body_size: u64,
     flags: &Flags,
     date: Timestamp,
 ) -> Result<Appended> {
+    let size = prefix.len() as u64 + body_size;
     let (uid, uidvalidity, modseq): (i64, i64, i64) = ctx
         .conn
         .prepare_cached(
@@ -268,8 +320,9 @@ pub(crate) fn insert(
     let (bits, keywords) = flags_to_db(flags);
     ctx.conn
         .prepare_cached(
-            "INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internal_date, size, blob)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internal_date, size, blob,
+                                  prefix)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .db()?
         .execute(params![
@@ -280,7 +333,8 @@ pub(crate) fn insert(
             keywords,
             date,
             size as i64,
-            &blob.0[..]
+            &blob.0[..],
+            prefix
         ])
         .db()?;
     ctx.count_messages(1);
@@ -323,7 +377,7 @@ fn remove(ctx: &mut WriteCtx<'_>, mailbox: MailboxId, uid: u32) -> Result<()> {
 }
 
 /// Copies (or moves) the messages `uids` of `src` to `dst`: new UIDs, same
-/// body, same flags and internal date.
+/// header prefix and body, same flags and internal date.
 pub(crate) fn transfer(
     ctx: &mut WriteCtx<'_>,
     blobs: &BlobStore,
@@ -356,7 +410,21 @@ pub(crate) fn transfer(
         if !blobs.path(&m.blob).is_file() {
             return Err(Error::BlobMissing(m.blob));
         }
-        let new = insert(ctx, dst, &m.blob, m.size, &m.flags, m.internal_date)?;
+        let prefix = if m.prefix_len == 0 {
+            Vec::new()
+        } else {
+            get_prefix(ctx.conn, src, m.uid)?
+        };
+        let body_size = m.size.saturating_sub(m.prefix_len);
+        let new = insert(
+            ctx,
+            dst,
+            &prefix,
+            &m.blob,
+            body_size,
+            &m.flags,
+            m.internal_date,
+        )?;
         out.uids.push((m.uid, new.uid));
         if remove_source {
             remove(ctx, src, m.uid)?;
@@ -436,7 +504,7 @@ impl Store {
             for mailbox in mailboxes {
                 let one = limits(ctx.conn, mailbox)
                     .and_then(|l| check_room(ctx.conn, &l, size, size))
-                    .and_then(|()| insert(ctx, mailbox, &blob, size, &flags, date));
+                    .and_then(|()| insert(ctx, mailbox, &[], &blob, size, &flags, date));
                 results.push(one);
             }
             Ok(results)
@@ -503,26 +571,42 @@ impl Store {
         })
     }
 
-    /// Opens a message's body. A missing or truncated file is reported for
-    /// this message only ([`Error::BlobMissing`], [`Error::BlobCorrupt`]).
-    pub fn open_message(&self, mailbox: MailboxId, uid: u32) -> Result<File> {
-        let m = self.message(mailbox, uid)?;
-        let file = self.blobs().open_file(&m.blob)?;
-        let len = file
+    /// Opens a message for reading: its header prefix, then its body file
+    /// (this is the only way to a message's bytes; reading the blob alone
+    /// would miss the prefix). A missing or truncated body file is reported
+    /// for this message only ([`Error::BlobMissing`], [`Error::BlobCorrupt`]).
+    pub fn open_message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageReader> {
+        let (prefix, hash, size): (Vec<u8>, Vec<u8>, i64) = self
+            .read(|c| {
+                c.prepare_cached(
+                    "SELECT prefix, blob, size FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+                )
+                .db()?
+                .query_row(params![mailbox.0, uid], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+                .db()
+            })?
+            .ok_or(Error::MessageNotFound { mailbox, uid })?;
+        let blob = BlobId::from_slice(&hash)?;
+        let file = self.blobs().open_file(&blob)?;
+        let body_size = file
             .metadata()
-            .map_err(|e| Error::io(self.blobs().path(&m.blob), e))?
+            .map_err(|e| Error::io(self.blobs().path(&blob), e))?
             .len();
-        if len != m.size {
-            return Err(Error::BlobCorrupt(m.blob));
+        if prefix.len() as u64 + body_size != size as u64 {
+            return Err(Error::BlobCorrupt(blob));
         }
-        Ok(file)
+        Ok(MessageReader::new(prefix, file, body_size))
     }
 
-    /// Reads a message's body whole.
+    /// Reads a message whole: its header prefix and its body.
     pub fn read_message(&self, mailbox: MailboxId, uid: u32) -> Result<Vec<u8>> {
-        let mut file = self.open_message(mailbox, uid)?;
-        let mut out = Vec::new();
-        file.read_to_end(&mut out)
+        let mut reader = self.open_message(mailbox, uid)?;
+        let mut out = Vec::with_capacity(usize::try_from(reader.size()).unwrap_or(0));
+        reader
+            .read_to_end(&mut out)
             .map_err(|e| Error::io(format!("message {mailbox} UID {uid}"), e))?;
         Ok(out)
     }
@@ -640,7 +724,8 @@ impl Store {
         })
     }
 
-    /// Copies messages to another mailbox (IMAP `COPY`): new UIDs, same body.
+    /// Copies messages to another mailbox (IMAP `COPY`): new UIDs, same
+    /// header prefix and body.
     pub fn copy_messages(&self, src: MailboxId, uids: &[u32], dst: MailboxId) -> Result<Copied> {
         let uids = uids.to_vec();
         let blobs = self.blobs().clone();

@@ -5,14 +5,16 @@
 //! serves the queue and every mailbox it is delivered to. Local delivery
 //! marks a recipient delivered in the same transaction that adds the message
 //! to its mailbox: after a crash at any moment a recipient is either
-//! delivered and marked, or neither, and it is never delivered twice.
+//! delivered and marked, or neither, and it is never delivered twice. Each
+//! mailbox's copy can carry its own header prefix ([`LocalDelivery`]), so the
+//! body stays one blob however many recipients get it.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Store;
 use crate::blob::BlobId;
 use crate::error::{DbResult, Error, Result};
-use crate::message::{Appended, check_room, ensure_blob, insert, limits};
+use crate::message::{Appended, check_prefix, check_room, ensure_blob, insert, limits};
 use crate::types::{Flags, MailboxId, QueueId, QueueRecipientId, Timestamp, now};
 
 /// A message to queue: its body (already durable in the blob store), its
@@ -71,6 +73,29 @@ impl NewRecipient {
         NewRecipient {
             address: address.into(),
             params: String::new(),
+        }
+    }
+}
+
+/// One mailbox's copy of a queued message: the mailbox, and the header lines
+/// put in front of the shared body for this copy alone (`Delivered-To:`).
+/// The prefix is stored with the message row, read before the body by
+/// [`Store::open_message`], and counted in the message's size and quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LocalDelivery {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// Whole header field lines, each ending with CRLF; empty for none.
+    pub prefix: Vec<u8>,
+}
+
+impl LocalDelivery {
+    /// A copy into `mailbox` with `prefix` in front of the body.
+    pub fn new(mailbox: MailboxId, prefix: impl Into<Vec<u8>>) -> Self {
+        LocalDelivery {
+            mailbox,
+            prefix: prefix.into(),
         }
     }
 }
@@ -351,7 +376,10 @@ impl Store {
 
     /// Delivers a queued message to local mailboxes. Each recipient in
     /// `deliveries` comes with the mailboxes it resolved to (one for an
-    /// account, several for a list); the messages are added and the recipient
+    /// account, several for a list), each with the header prefix of its copy
+    /// (its size, prefix plus body, is what that mailbox's quota is checked
+    /// and charged for; a prefix that is not whole header lines is refused
+    /// with [`Error::InvalidPrefix`]); the messages are added and the recipient
     /// is marked delivered in the same transaction, so a crash can neither
     /// lose nor duplicate them. A recipient is marked delivered when at least
     /// one of its mailboxes took the message; when none did (a full quota, a
@@ -361,7 +389,7 @@ impl Store {
     pub fn deliver_from_queue(
         &self,
         id: QueueId,
-        deliveries: Vec<(QueueRecipientId, Vec<MailboxId>)>,
+        deliveries: Vec<(QueueRecipientId, Vec<LocalDelivery>)>,
         flags: Flags,
         internal_date: Option<Timestamp>,
     ) -> Result<Vec<Result<Vec<Result<Appended>>>>> {
@@ -381,7 +409,7 @@ impl Store {
             );
             let size = size as u64;
             let mut results = Vec::with_capacity(deliveries.len());
-            for (recipient, mailboxes) in deliveries {
+            for (recipient, copies) in deliveries {
                 let state: Option<String> = ctx
                     .conn
                     .prepare_cached(
@@ -407,12 +435,16 @@ impl Store {
                     }
                     Some(_) => {}
                 }
-                let mut each = Vec::with_capacity(mailboxes.len());
-                for mailbox in mailboxes {
+                let mut each = Vec::with_capacity(copies.len());
+                for LocalDelivery { mailbox, prefix } in copies {
+                    let total = prefix.len() as u64 + size;
                     each.push(
-                        limits(ctx.conn, mailbox)
-                            .and_then(|l| check_room(ctx.conn, &l, size, size))
-                            .and_then(|()| insert(ctx, mailbox, &blob, size, &flags, date)),
+                        check_prefix(&prefix)
+                            .and_then(|()| limits(ctx.conn, mailbox))
+                            .and_then(|l| check_room(ctx.conn, &l, total, total))
+                            .and_then(|()| {
+                                insert(ctx, mailbox, &prefix, &blob, size, &flags, date)
+                            }),
                     );
                 }
                 if each.iter().any(Result::is_ok) {

@@ -27,10 +27,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: include_str!("migrations/0002_queue.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("migrations/0003_message_prefix.sql"),
+    },
 ];
 
 /// The schema version this build creates.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Per-connection settings: every connection, the writer's and the pool's.
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -95,6 +99,37 @@ mod tests {
             assert_eq!(m.version as usize, i + 1);
         }
         assert_eq!(MIGRATIONS.last().unwrap().version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn messages_of_version_2_get_an_empty_prefix_and_keep_their_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("t.db")).unwrap();
+        configure(&conn).unwrap();
+        for m in &MIGRATIONS[..2] {
+            conn.execute_batch(m.sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 2;
+             INSERT INTO domains(id, name, created) VALUES (1, 'example.com', 0);
+             INSERT INTO accounts(id, domain_id, local_part, display_local, password_hash, created)
+                 VALUES (1, 1, 'a', 'a', '', 0);
+             INSERT INTO mailboxes(id, account_id, name, uidvalidity, created)
+                 VALUES (1, 1, 'INBOX', 1, 0);
+             INSERT INTO blobs(hash, size) VALUES (x'00', 42);
+             INSERT INTO messages(mailbox_id, uid, modseq, internal_date, size, blob)
+                 VALUES (1, 1, 1, 0, 42, x'00');",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), SCHEMA_VERSION);
+        let (prefix, size, used): (Vec<u8>, i64, i64) = conn
+            .query_row(
+                "SELECT m.prefix, m.size, a.used_bytes FROM messages m, accounts a",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((prefix, size, used), (Vec::new(), 42, 42));
     }
 
     #[test]

@@ -5,11 +5,34 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use ironpost_store::{Flag, FlagOp, Flags, MailboxId, Store};
+use ironpost_store::{
+    Flag, FlagOp, Flags, LocalDelivery, MailboxId, NewQueueEntry, NewRecipient, Store,
+};
 use proptest::prelude::*;
 
 fn deleted() -> Flags {
     [Flag::Deleted].into_iter().collect()
+}
+
+/// Delivers `body` into `mailbox` through the queue, as local delivery does,
+/// with a `Delivered-To:` prefix whose local part is `pad` octets long.
+fn deliver_with_prefix(
+    store: &Store,
+    mailbox: MailboxId,
+    body: &[u8],
+    pad: usize,
+) -> ironpost_store::Result<()> {
+    let blob = store.blobs().write_bytes(body)?;
+    let entry = NewQueueEntry::new(blob, "s@example.org", [NewRecipient::new("a@example.com")]);
+    let id = store.enqueue(entry)?;
+    let recipient = store.queue_entry(id)?.recipients[0].id;
+    let prefix = format!("Delivered-To: {}@example.com\r\n", "p".repeat(pad));
+    let copy = LocalDelivery::new(mailbox, prefix);
+    let mut results =
+        store.deliver_from_queue(id, vec![(recipient, vec![copy])], Flags::new(), None)?;
+    let mut each = results.pop().expect("one recipient")?;
+    each.pop().expect("one mailbox")?;
+    store.remove_queue_entry(id)
 }
 
 proptest! {
@@ -101,12 +124,12 @@ proptest! {
         }
     }
 
-    /// After any interleaving of append / copy / move / expunge by concurrent
-    /// writers over two accounts, each account's usage is the sum of its
-    /// messages' sizes.
+    /// After any interleaving of append / delivery with a header prefix /
+    /// copy / move / expunge by concurrent writers over two accounts, each
+    /// account's usage is the sum of its messages' sizes (prefixes included).
     #[test]
     fn quota_usage_is_exact_under_concurrency(
-        scripts in proptest::collection::vec(proptest::collection::vec((0u8..4, 0usize..4, 0usize..4, 1usize..300), 1..25), 2..4),
+        scripts in proptest::collection::vec(proptest::collection::vec((0u8..5, 0usize..4, 0usize..4, 1usize..300), 1..25), 2..4),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(common::open(dir.path()));
@@ -127,6 +150,12 @@ proptest! {
                         0 => store.append(src, format!("{t}/{i}/{}", "x".repeat(size)).as_bytes(), Flags::new(), None).map(drop),
                         1 => store.copy_messages(src, &uids(&store), dst).map(drop),
                         2 if src != dst => store.move_messages(src, &uids(&store), dst).map(drop),
+                        4 => {
+                            // Nothing here can refuse it: no quota is set.
+                            deliver_with_prefix(&store, src, format!("{t}/{i}").as_bytes(), size % 60)
+                                .expect("delivery with a prefix");
+                            Ok(())
+                        }
                         _ => {
                             let u = uids(&store);
                             store.store_flags(src, &u, FlagOp::Add, deleted(), None).unwrap();

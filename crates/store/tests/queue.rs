@@ -3,12 +3,13 @@
 
 mod common;
 
+use std::io::{Read, Seek, SeekFrom};
 use std::time::Duration;
 
 use common::{account, open};
 use ironpost_store::{
-    Error, Flags, NewQueueEntry, NewRecipient, PasswordParams, QueueId, RecipientState, Store,
-    StoreConfig,
+    Error, Flags, LocalDelivery, MailboxId, NewQueueEntry, NewRecipient, PasswordParams, QueueId,
+    RecipientState, Store, StoreConfig,
 };
 
 /// A store whose garbage collection takes bodies at once (no grace period).
@@ -17,6 +18,11 @@ fn open_eager_gc(dir: &std::path::Path) -> Store {
     config.password = PasswordParams::insecure_fast();
     config.blob_grace = Duration::ZERO;
     Store::open(config).unwrap()
+}
+
+/// A copy into `mailbox` without a header prefix.
+fn plain(mailbox: MailboxId) -> LocalDelivery {
+    LocalDelivery::new(mailbox, "")
 }
 
 fn queue_one(store: &Store, body: &[u8], recipients: &[&str]) -> QueueId {
@@ -86,7 +92,7 @@ fn local_delivery_happens_once_per_recipient() {
     let (ra, rb) = (entry.recipients[0].id, entry.recipients[1].id);
 
     let results = store
-        .deliver_from_queue(id, vec![(ra, vec![inbox_a])], Flags::new(), None)
+        .deliver_from_queue(id, vec![(ra, vec![plain(inbox_a)])], Flags::new(), None)
         .unwrap();
     assert!(results[0].as_ref().unwrap()[0].is_ok());
     // A second run (say after a crash before the entry was finished) does
@@ -94,7 +100,7 @@ fn local_delivery_happens_once_per_recipient() {
     let results = store
         .deliver_from_queue(
             id,
-            vec![(ra, vec![inbox_a]), (rb, vec![inbox_b])],
+            vec![(ra, vec![plain(inbox_a)]), (rb, vec![plain(inbox_b)])],
             Flags::new(),
             None,
         )
@@ -133,7 +139,7 @@ fn a_full_mailbox_leaves_its_recipient_pending() {
     let results = store
         .deliver_from_queue(
             id,
-            vec![(entry.recipients[0].id, vec![inbox])],
+            vec![(entry.recipients[0].id, vec![plain(inbox)])],
             Flags::new(),
             None,
         )
@@ -237,7 +243,7 @@ fn a_list_recipient_is_delivered_to_every_member_once() {
     let results = store
         .deliver_from_queue(
             id,
-            vec![(recipient, vec![inbox_a, inbox_b])],
+            vec![(recipient, vec![plain(inbox_a), plain(inbox_b)])],
             Flags::new(),
             None,
         )
@@ -250,7 +256,7 @@ fn a_list_recipient_is_delivered_to_every_member_once() {
     let again = store
         .deliver_from_queue(
             id,
-            vec![(recipient, vec![inbox_a, inbox_b])],
+            vec![(recipient, vec![plain(inbox_a), plain(inbox_b)])],
             Flags::new(),
             None,
         )
@@ -272,4 +278,205 @@ fn remote_expansions_join_the_entry() {
     assert_eq!(entry.recipients[1].id, added[0]);
     assert_eq!(entry.recipients[1].address, "far@remote.example");
     assert_eq!(entry.recipients[1].state, RecipientState::Pending);
+}
+
+const BODY: &[u8] = b"From: s@example.org\r\nSubject: hi\r\n\r\nhello\r\n";
+
+/// Queues `BODY` to `recipients` and delivers recipient `i` into the INBOX
+/// of `accounts[i]` with the header `Delivered-To: <accounts[i]>`.
+fn deliver_with_prefixes(store: &Store, accounts: &[&str]) -> Vec<MailboxId> {
+    let id = queue_one(store, BODY, accounts);
+    let entry = store.queue_entry(id).unwrap();
+    let mut inboxes = Vec::new();
+    let mut deliveries = Vec::new();
+    for (address, recipient) in accounts.iter().zip(&entry.recipients) {
+        let account = store.account(address).unwrap();
+        let inbox = store.mailbox(account.id, "INBOX").unwrap().id;
+        let prefix = format!("Delivered-To: {address}\r\n");
+        deliveries.push((recipient.id, vec![LocalDelivery::new(inbox, prefix)]));
+        inboxes.push(inbox);
+    }
+    let results = store
+        .deliver_from_queue(id, deliveries, Flags::new(), None)
+        .unwrap();
+    for result in results {
+        assert!(result.unwrap()[0].is_ok());
+    }
+    inboxes
+}
+
+fn with_prefix(address: &str, body: &[u8]) -> Vec<u8> {
+    [format!("Delivered-To: {address}\r\n").as_bytes(), body].concat()
+}
+
+#[test]
+fn a_prefix_is_read_before_the_body_and_counts_in_size_and_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let alice = account(&store, "alice@example.com");
+    let inbox = deliver_with_prefixes(&store, &["alice@example.com"])[0];
+    let expected = with_prefix("alice@example.com", BODY);
+    let prefix_len = expected.len() - BODY.len();
+
+    assert_eq!(store.read_message(inbox, 1).unwrap(), expected);
+    let m = store.message(inbox, 1).unwrap();
+    assert_eq!(m.size, expected.len() as u64);
+    assert_eq!(m.prefix_len, prefix_len as u64);
+    assert_eq!(store.blobs().size(&m.blob).unwrap(), BODY.len() as u64);
+    assert_eq!(store.messages(inbox).unwrap(), std::slice::from_ref(&m));
+    assert_eq!(
+        store.account_by_id(alice.id).unwrap().used_bytes,
+        expected.len() as u64
+    );
+    assert_eq!(
+        store.mailbox_status(inbox).unwrap().size,
+        expected.len() as u64
+    );
+
+    // The reader: the prefix, then the body; seeking crosses the boundary.
+    let mut reader = store.open_message(inbox, 1).unwrap();
+    assert_eq!(reader.size(), m.size);
+    assert_eq!(reader.prefix(), &expected[..prefix_len]);
+    reader.seek(SeekFrom::Start(prefix_len as u64)).unwrap();
+    let mut body = Vec::new();
+    reader.read_to_end(&mut body).unwrap();
+    assert_eq!(body, BODY);
+    reader.seek(SeekFrom::Start(3)).unwrap();
+    let mut three = [0u8; 3];
+    reader.read_exact(&mut three).unwrap();
+    assert_eq!(&three, b"ive");
+
+    // The quota is checked against prefix plus body: one octet short of
+    // both refuses the copy, though the body alone would fit.
+    let bob = account(&store, "bob@example.com");
+    let bob_size = with_prefix("bob@example.com", BODY).len() as u64;
+    store.set_quota("bob@example.com", bob_size - 1).unwrap();
+    let id = queue_one(&store, BODY, &["bob@example.com"]);
+    let recipient = store.queue_entry(id).unwrap().recipients[0].id;
+    let bob_inbox = store.mailbox(bob.id, "INBOX").unwrap().id;
+    let copy = LocalDelivery::new(bob_inbox, "Delivered-To: bob@example.com\r\n");
+    let results = store
+        .deliver_from_queue(
+            id,
+            vec![(recipient, vec![copy.clone()])],
+            Flags::new(),
+            None,
+        )
+        .unwrap();
+    match &results[0].as_ref().unwrap()[0] {
+        Err(Error::QuotaExceeded { needed, .. }) => assert_eq!(*needed, bob_size),
+        other => panic!("expected a quota refusal, got {other:?}"),
+    }
+    store.set_quota("bob@example.com", bob_size).unwrap();
+    let results = store
+        .deliver_from_queue(id, vec![(recipient, vec![copy])], Flags::new(), None)
+        .unwrap();
+    assert!(results[0].as_ref().unwrap()[0].is_ok());
+    assert_eq!(store.account_by_id(bob.id).unwrap().used_bytes, bob_size);
+    assert!(store.check().unwrap().is_clean());
+}
+
+#[test]
+fn recipients_of_one_body_each_read_their_own_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    account(&store, "alice@example.com");
+    account(&store, "bob@example.com");
+    let inboxes = deliver_with_prefixes(&store, &["alice@example.com", "bob@example.com"]);
+    assert_eq!(
+        store.read_message(inboxes[0], 1).unwrap(),
+        with_prefix("alice@example.com", BODY)
+    );
+    assert_eq!(
+        store.read_message(inboxes[1], 1).unwrap(),
+        with_prefix("bob@example.com", BODY)
+    );
+    let a = store.message(inboxes[0], 1).unwrap();
+    let b = store.message(inboxes[1], 1).unwrap();
+    assert_eq!(a.blob, b.blob, "one body");
+    assert_eq!(common::blob_files(dir.path()), 1, "stored once");
+    assert_eq!(
+        store.blob_refs(&a.blob).unwrap(),
+        3,
+        "two messages and the queue entry"
+    );
+}
+
+#[test]
+fn copy_move_and_rename_keep_the_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let alice = account(&store, "alice@example.com");
+    let bob = account(&store, "bob@example.com");
+    let inbox = deliver_with_prefixes(&store, &["alice@example.com"])[0];
+    let expected = with_prefix("alice@example.com", BODY);
+    let size = expected.len() as u64;
+    let archive = store.mailbox(alice.id, "Archive").unwrap().id;
+    let bob_inbox = store.mailbox(bob.id, "INBOX").unwrap().id;
+
+    let copied = store.copy_messages(inbox, &[1], archive).unwrap();
+    let (_, uid) = copied.uids[0];
+    assert_eq!(store.read_message(archive, uid).unwrap(), expected);
+    assert_eq!(store.message(archive, uid).unwrap().size, size);
+    assert_eq!(store.account_by_id(alice.id).unwrap().used_bytes, 2 * size);
+
+    // To another account: the prefix goes along, and so does its quota.
+    let moved = store.move_messages(archive, &[uid], bob_inbox).unwrap();
+    let (_, bob_uid) = moved.uids[0];
+    assert_eq!(store.read_message(bob_inbox, bob_uid).unwrap(), expected);
+    assert_eq!(store.account_by_id(alice.id).unwrap().used_bytes, size);
+    assert_eq!(store.account_by_id(bob.id).unwrap().used_bytes, size);
+
+    // Renaming INBOX moves its messages into a new mailbox.
+    let old = store.rename_mailbox(alice.id, "INBOX", "Old").unwrap();
+    assert_eq!(store.read_message(old.id, 1).unwrap(), expected);
+    assert_eq!(store.account_by_id(alice.id).unwrap().used_bytes, size);
+    assert!(store.check().unwrap().is_clean());
+
+    // Expunging gives back prefix and body.
+    store.remove_messages(old.id, &[1]).unwrap();
+    store.remove_messages(bob_inbox, &[bob_uid]).unwrap();
+    assert_eq!(store.account_by_id(alice.id).unwrap().used_bytes, 0);
+    assert_eq!(store.account_by_id(bob.id).unwrap().used_bytes, 0);
+    assert_eq!(common::blob_files(dir.path()), 1);
+}
+
+#[test]
+fn a_prefix_that_is_not_whole_header_lines_is_refused_for_its_copy_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let alice = account(&store, "alice@example.com");
+    let inbox = store.mailbox(alice.id, "INBOX").unwrap().id;
+    let id = queue_one(&store, BODY, &["alice@example.com"]);
+    let recipient = store.queue_entry(id).unwrap().recipients[0].id;
+    let bad: [&[u8]; 6] = [
+        b"X-A: 1",
+        b"\r\n",
+        b"X-A: 1\r\n\r\n",
+        b"X-A: 1\nX-B: 2\r\n",
+        b"X-A: 1\rX-B: 2\r\n",
+        b" folded\r\n",
+    ];
+    let mut copies: Vec<LocalDelivery> = bad
+        .iter()
+        .map(|p| LocalDelivery::new(inbox, p.to_vec()))
+        .collect();
+    copies.push(LocalDelivery::new(inbox, "X-A: 1\r\n folded\r\nX-B: 2\r\n"));
+    let results = store
+        .deliver_from_queue(id, vec![(recipient, copies)], Flags::new(), None)
+        .unwrap();
+    let each = results[0].as_ref().unwrap();
+    for (prefix, result) in bad.iter().zip(each) {
+        assert!(
+            matches!(result, Err(Error::InvalidPrefix { .. })),
+            "{:?}: {result:?}",
+            String::from_utf8_lossy(prefix)
+        );
+    }
+    assert!(each[bad.len()].is_ok());
+    assert_eq!(
+        store.read_message(inbox, 1).unwrap(),
+        [&b"X-A: 1\r\n folded\r\nX-B: 2\r\n"[..], BODY].concat()
+    );
+    assert_eq!(store.messages(inbox).unwrap().len(), 1);
 }

@@ -22,3 +22,13 @@ pub fn account(store: &Store, address: &str) -> Account {
         .add_account(NewAccount::new(address, Password::Plain("pw".into())))
         .unwrap()
 }
+
+/// The number of body files in the store at `dir` (temporary files aside).
+pub fn blob_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("blobs"))
+        .unwrap()
+        .flatten()
+        .filter(|d| d.file_name() != "tmp")
+        .map(|d| std::fs::read_dir(d.path()).unwrap().count())
+        .sum()
+}
