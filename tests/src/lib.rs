@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod postfix;
 pub mod server;
 
 /// The path of the `ironpost` binary under test: `IRONPOST_BIN` when set,

@@ -10,6 +10,7 @@
 //! cargo xtask deps [--apt]       the external programs the tests need
 //! ```
 
+mod bench_smtp;
 mod mime_corpus;
 mod mime_goldens;
 mod tools;
@@ -238,6 +239,10 @@ fn bin_names(manifest: &str) -> Vec<String> {
     names
 }
 
+/// The benchmark that is a driver here rather than a cargo bench:
+/// `smtp-source` against the `ironpost` binary and against Postfix.
+const SMTP_BENCH: &str = "smtp";
+
 /// Benchmarks: name, package, bench target.
 const BENCHES: &[(&str, &str, &str)] = &[
     ("smtp-proto", "ironpost-smtp-proto", "throughput"),
@@ -250,6 +255,7 @@ fn bench(args: &[String]) -> Result {
         BENCHES
             .iter()
             .map(|(name, _, _)| *name)
+            .chain([SMTP_BENCH])
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -258,6 +264,7 @@ fn bench(args: &[String]) -> Result {
             println!("benchmarks: {}", list());
             return Ok(());
         }
+        Some(SMTP_BENCH) => return bench_smtp::run(&args[1..]),
         Some(name) => name,
     };
     let (_, package, target) = BENCHES
