@@ -2,9 +2,10 @@
 //! loopback ports, a fresh data directory, the log in a file, and the means
 //! to stop it gently (SIGTERM) or not (SIGKILL).
 
+use std::ffi::OsStr;
 use std::fs;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -84,13 +85,22 @@ impl Server {
 
     /// [`Server::start`] with extra environment variables.
     pub fn start_with(env: &Env, vars: &[(&str, &str)]) -> Server {
-        let log = next_log_path(env);
+        let args = [
+            OsStr::new("--config"),
+            env.config().as_os_str(),
+            OsStr::new("serve"),
+        ];
+        Server::spawn(env.dir(), &args, vars)
+    }
+
+    /// Starts `ironpost args` (which must run the server) in `dir`, the log
+    /// going to a new file there, and waits until it is ready.
+    pub fn spawn(dir: &Path, args: &[&OsStr], vars: &[(&str, &str)]) -> Server {
+        let log = next_log_path(dir);
         let file = fs::File::create(&log).expect("log file");
         let child = Command::new(binary())
-            .arg("--config")
-            .arg(env.config())
-            .arg("serve")
-            .current_dir(env.dir())
+            .args(args)
+            .current_dir(dir)
             .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file handle"))
@@ -113,7 +123,10 @@ impl Server {
             }
             let child = self.child.as_mut().expect("running");
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("ironpost exited ({status}) before it was ready:\n{}", self.log());
+                panic!(
+                    "ironpost exited ({status}) before it was ready:\n{}",
+                    self.log()
+                );
             }
             if Instant::now() > deadline {
                 panic!("ironpost not ready after 30 s:\n{}", self.log());
@@ -178,11 +191,11 @@ impl Drop for Server {
     }
 }
 
-/// `server.log`, `server-2.log`, ...: one file per start in the environment.
-fn next_log_path(env: &Env) -> PathBuf {
+/// `server.log`, `server-2.log`, ...: one file per start in `dir`.
+fn next_log_path(dir: &Path) -> PathBuf {
     (1..)
         .map(|n| {
-            env.dir().join(if n == 1 {
+            dir.join(if n == 1 {
                 "server.log".to_string()
             } else {
                 format!("server-{n}.log")

@@ -11,12 +11,6 @@ fn version_names_the_program() {
 }
 
 #[test]
-fn serve_on_defaults_runs() {
-    let out = ironpost(&["serve"]);
-    assert!(out.status.success(), "{out:?}");
-}
-
-#[test]
 fn serve_with_a_missing_config_file_names_it() {
     let out = ironpost(&["serve", "--config", "no-such-file.toml"]);
     assert!(!out.status.success());

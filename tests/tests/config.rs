@@ -1,8 +1,11 @@
 //! `ironpost config check|show` and what `serve` prepares from the
 //! configuration (data directory, self-signed certificate).
 
+use std::ffi::OsStr;
 use std::fs;
+use std::path::Path;
 
+use ironpost_e2e::server::{Server, env_with_listeners};
 use ironpost_e2e::{Env, fails, ok, run_in};
 
 #[test]
@@ -118,11 +121,25 @@ fn show_prints_every_default_and_round_trips_through_check() {
     assert_eq!(again, shown);
 }
 
+/// Runs `ironpost serve` on its embedded defaults (every listener on its
+/// standard port) until it is ready, then stops it with SIGTERM.
+fn serve_on_defaults(dir: &Path) -> String {
+    let server = Server::spawn(dir, &[OsStr::new("serve")], &[]);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{status}\n{log}");
+    log
+}
+
 #[test]
 fn serve_on_defaults_creates_the_data_dir_and_reuses_its_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ok(&run_in(dir.path(), &["serve"], b""));
-    assert!(out.contains("no protocol listener"), "{out}");
+    let log = serve_on_defaults(dir.path());
+    for port in [25, 587, 465] {
+        for host in ["0.0.0.0", "[::]"] {
+            assert!(log.contains(&format!("address={host}:{port}")), "{log}");
+        }
+    }
+    assert!(log.contains("stopped"), "{log}");
     let data = dir.path().join("ironpost-data");
     let cert = data.join("tls/cert.pem");
     let key = data.join("tls/key.pem");
@@ -131,7 +148,7 @@ fn serve_on_defaults_creates_the_data_dir_and_reuses_its_certificate() {
     assert!(first.0.starts_with(b"-----BEGIN CERTIFICATE-----"));
     assert!(first.1.starts_with(b"-----BEGIN PRIVATE KEY-----"));
 
-    ok(&run_in(dir.path(), &["serve"], b""));
+    serve_on_defaults(dir.path());
     assert_eq!((fs::read(&cert).unwrap(), fs::read(&key).unwrap()), first);
 
     // The admin commands find the same store.
@@ -142,8 +159,8 @@ fn serve_on_defaults_creates_the_data_dir_and_reuses_its_certificate() {
 
 #[test]
 fn serve_with_a_damaged_certificate_names_it() {
-    let env = Env::new();
-    ok(&env.run(&["serve"]));
+    let (env, _) = env_with_listeners("");
+    Server::start(&env).terminate();
     let cert = env.data_dir().join("tls/cert.pem");
     fs::write(&cert, "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
     fails(&env.run(&["serve"]), 2, "tls.cert");

@@ -97,6 +97,9 @@ pub struct ServerConfig {
     /// Where the store, message bodies and generated certificate live.
     /// Default `./ironpost-data`.
     pub data_dir: PathBuf,
+    /// On SIGTERM or SIGINT, how long open sessions may take to finish
+    /// their transaction before they are cut off. Default 30, at most 3600.
+    pub shutdown_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -104,6 +107,7 @@ impl Default for ServerConfig {
         ServerConfig {
             hostname: system_hostname(),
             data_dir: PathBuf::from("./ironpost-data"),
+            shutdown_seconds: 30,
         }
     }
 }
@@ -395,6 +399,8 @@ fn check_log_level(spec: &str) -> Result<(), String> {
 
 /// The most delivery workers allowed.
 const MAX_WORKERS: u32 = 256;
+/// The longest grace period of a stop: one hour.
+const MAX_SHUTDOWN: u64 = 3600;
 /// The longest session timeout allowed: one day.
 const MAX_TIMEOUT: u64 = 24 * 3600;
 
@@ -450,6 +456,15 @@ impl Config {
             return Err(invalid(
                 "server.data_dir",
                 format!("{} is a file, not a directory", self.data_dir().display()),
+            ));
+        }
+        if self.server.shutdown_seconds > MAX_SHUTDOWN {
+            return Err(invalid(
+                "server.shutdown_seconds",
+                format!(
+                    "{} is more than {MAX_SHUTDOWN}",
+                    self.server.shutdown_seconds
+                ),
             ));
         }
         if self.store.dir.as_os_str().is_empty() {
