@@ -34,6 +34,8 @@ pub enum DeliveryError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PassReport {
+    /// Queue entries the pass took.
+    pub entries: usize,
     /// Recipients delivered to local mailboxes.
     pub delivered: usize,
     /// Recipients that failed for good.
@@ -55,14 +57,16 @@ struct Failure {
     text: String,
 }
 
-/// Delivers the local recipients of every queue entry due at `now` (at most
-/// `limit` entries): each recipient is resolved, delivered into the INBOX of
+/// Delivers the local recipients of the queue entries the local pass has not
+/// finished with and that are due at `now` (at most `limit` entries, oldest
+/// first): each recipient is resolved, delivered into the INBOX of
 /// every account it stands for (with a `Delivered-To:` field naming that
 /// account in front of the message), and marked delivered in the same
 /// transaction; a recipient that cannot be delivered is marked failed and
 /// its sender gets a delivery status notification (never for a message with
 /// the null sender, so bounces never bounce). Remote recipients, and remote
-/// addresses that local aliases and lists expand to, wait in the queue.
+/// addresses that local aliases and lists expand to, wait in the queue, and
+/// the entry is marked done for the local pass so that later passes skip it.
 /// Entries with nothing left to do are removed.
 pub fn deliver_due(
     store: &Store,
@@ -71,10 +75,13 @@ pub fn deliver_due(
     limit: usize,
 ) -> Result<PassReport, DeliveryError> {
     let mut report = PassReport::default();
-    for entry in store.queue_due(now, limit)? {
+    for entry in store.queue_local_due(now, limit)? {
+        report.entries += 1;
         deliver_entry(store, hostname, now, &entry, &mut report)?;
         if store.finish_queue_entry(entry.id)? {
             report.finished += 1;
+        } else {
+            store.finish_local_pass(entry.id)?;
         }
     }
     Ok(report)

@@ -315,12 +315,20 @@ impl Store {
             let id: i64 = ctx
                 .conn
                 .prepare_cached(
-                    "INSERT INTO queue(blob, size, sender, mail_params, client, helo, auth_user,
-                                       created, next_attempt)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) RETURNING id",
+                    "UPDATE queue_ids SET last = max(last, (SELECT coalesce(max(id), 0) FROM queue)) + 1
+                     RETURNING last",
                 )
                 .db()?
-                .query_row(
+                .query_row([], |r| r.get(0))
+                .db()?;
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO queue(id, blob, size, sender, mail_params, client, helo, auth_user,
+                                       created, next_attempt)
+                     VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                )
+                .db()?
+                .execute(
                     params![
                         &entry.blob.0[..],
                         size as i64,
@@ -329,9 +337,9 @@ impl Store {
                         entry.client,
                         entry.helo,
                         entry.auth_user,
-                        created
+                        created,
+                        id
                     ],
-                    |r| r.get(0),
                 )
                 .db()?;
             let mut insert_rcpt = ctx
@@ -371,6 +379,40 @@ impl Store {
                 &[at],
                 Some(limit),
             )
+        })
+    }
+
+    /// Entries due at `at` that the local delivery pass has not finished
+    /// with (see [`Store::finish_local_pass`]) and that have a pending
+    /// recipient, oldest first, at most `limit`.
+    pub fn queue_local_due(&self, at: Timestamp, limit: usize) -> Result<Vec<QueueEntry>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|c| {
+            load_entries(
+                c,
+                "WHERE local_done = 0 AND next_attempt <= ?1 AND EXISTS (SELECT 1
+                     FROM queue_recipients r WHERE r.queue_id = queue.id AND r.state = 'pending')",
+                &[at],
+                Some(limit),
+            )
+        })
+    }
+
+    /// Records that the local delivery pass is done with an entry: what is
+    /// still pending waits for remote delivery, and
+    /// [`Store::queue_local_due`] no longer lists it.
+    pub fn finish_local_pass(&self, id: QueueId) -> Result<()> {
+        self.write(move |ctx| {
+            let n = ctx
+                .conn
+                .prepare_cached("UPDATE queue SET local_done = 1 WHERE id = ?1")
+                .db()?
+                .execute([id.0])
+                .db()?;
+            if n == 0 {
+                return Err(Error::QueueEntryNotFound(id));
+            }
+            Ok(())
         })
     }
 

@@ -31,10 +31,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: include_str!("migrations/0003_message_prefix.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("migrations/0004_queue_ids_and_local_pass.sql"),
+    },
 ];
 
 /// The schema version this build creates.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Per-connection settings: every connection, the writer's and the pool's.
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {

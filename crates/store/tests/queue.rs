@@ -480,3 +480,32 @@ fn a_prefix_that_is_not_whole_header_lines_is_refused_for_its_copy_only() {
     );
     assert_eq!(store.messages(inbox).unwrap().len(), 1);
 }
+
+#[test]
+fn queue_ids_are_never_given_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = {
+        let store = open_eager_gc(dir.path());
+        let id = queue_one(&store, b"one", &["a@example.com"]);
+        store.remove_queue_entry(id).unwrap();
+        id
+    };
+    // Not after the entry is gone, nor across a restart.
+    let store = open_eager_gc(dir.path());
+    let second = queue_one(&store, b"two", &["a@example.com"]);
+    assert!(second.0 > first.0, "{first} then {second}");
+}
+
+#[test]
+fn the_local_pass_skips_entries_it_has_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_eager_gc(dir.path());
+    let id = queue_one(&store, b"body", &["far@remote.example"]);
+    let created = store.queue_entry(id).unwrap().created;
+    assert_eq!(store.queue_local_due(created, 10).unwrap().len(), 1);
+    store.finish_local_pass(id).unwrap();
+    assert!(store.queue_local_due(created, 10).unwrap().is_empty());
+    // The entry still waits, for remote delivery.
+    assert_eq!(store.queue_due(created, 10).unwrap().len(), 1);
+    assert!(store.finish_local_pass(QueueId(id.0 + 1000)).is_err());
+}

@@ -28,7 +28,9 @@ pub(crate) async fn worker(
         let progress = match pass {
             Ok(Ok(report)) => {
                 log_pass(&report);
-                report.delivered + report.failed + report.bounces + report.finished > 0
+                // Every entry taken is finished or set aside for remote
+                // delivery, so the next pass takes new ones only.
+                report.entries > 0
             }
             Ok(Err(e)) => {
                 warn!(error = %e, "delivery pass failed");
@@ -56,6 +58,7 @@ pub(crate) async fn worker(
 fn log_pass(report: &PassReport) {
     if *report != PassReport::default() {
         info!(
+            entries = report.entries,
             delivered = report.delivered,
             failed = report.failed,
             bounces = report.bounces,
