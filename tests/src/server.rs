@@ -157,6 +157,13 @@ impl Server {
         (status, self.log())
     }
 
+    /// Waits for the process to exit (at most 60 s), after a signal sent
+    /// some other way.
+    pub fn terminate_wait(mut self) -> (ExitStatus, String) {
+        let status = self.wait(Duration::from_secs(60));
+        (status, self.log())
+    }
+
     /// Kills the process with SIGKILL and waits for it.
     pub fn kill(mut self) -> String {
         let mut child = self.child.take().expect("running");
