@@ -15,4 +15,4 @@
 
 mod local;
 
-pub use local::{DeliveryError, PassReport, deliver_due};
+pub use local::{DeliveryError, PassReport, deliver_due, deliver_entries};

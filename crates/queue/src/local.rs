@@ -48,6 +48,18 @@ pub struct PassReport {
     pub finished: usize,
 }
 
+impl std::ops::AddAssign for PassReport {
+    /// Adds up the reports of workers that shared a batch.
+    fn add_assign(&mut self, other: PassReport) {
+        self.entries += other.entries;
+        self.delivered += other.delivered;
+        self.failed += other.failed;
+        self.bounces += other.bounces;
+        self.remote += other.remote;
+        self.finished += other.finished;
+    }
+}
+
 /// A recipient that failed, with the reply that says why.
 struct Failure {
     id: Option<QueueRecipientId>,
@@ -74,10 +86,23 @@ pub fn deliver_due(
     now: Timestamp,
     limit: usize,
 ) -> Result<PassReport, DeliveryError> {
+    let entries = store.queue_local_due(now, limit)?;
+    deliver_entries(store, hostname, now, &entries)
+}
+
+/// [`deliver_due`] on entries already taken from
+/// [`Store::queue_local_due`]: several workers can share one batch out
+/// between them, each entry going to one worker only.
+pub fn deliver_entries(
+    store: &Store,
+    hostname: &str,
+    now: Timestamp,
+    entries: &[QueueEntry],
+) -> Result<PassReport, DeliveryError> {
     let mut report = PassReport::default();
-    for entry in store.queue_local_due(now, limit)? {
+    for entry in entries {
         report.entries += 1;
-        deliver_entry(store, hostname, now, &entry, &mut report)?;
+        deliver_entry(store, hostname, now, entry, &mut report)?;
         if store.finish_queue_entry(entry.id)? {
             report.finished += 1;
         } else {

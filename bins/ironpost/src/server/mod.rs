@@ -125,9 +125,10 @@ async fn serve(config: &Config, store: Store) -> Result<(), RunError> {
     for accepting in loops {
         tokio::spawn(listen::accept_loop(accepting));
     }
-    let delivery = tokio::spawn(delivery::worker(
+    let delivery = tokio::spawn(delivery::run(
         store,
         config.server.hostname.clone(),
+        config.delivery.workers as usize,
         queued,
         stopped.clone(),
     ));
