@@ -355,7 +355,8 @@ impl Default for DeliveryConfig {
 #[non_exhaustive]
 pub struct LogConfig {
     /// `error`, `warn`, `info`, `debug` or `trace`, optionally followed by
-    /// per-module directives such as `info,ironpost::smtp=debug`. Default `info`.
+    /// per-module directives such as `info,ironpost::server::smtp=debug`.
+    /// Default `info`; `RUST_LOG`, when set, wins.
     pub level: String,
 }
 
