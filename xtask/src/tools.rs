@@ -56,11 +56,7 @@ pub(crate) const REQUIRED: &[Tool] = &[
 
 /// The tools of `tools` that are not on `PATH`.
 pub(crate) fn missing(tools: &[Tool]) -> Vec<Tool> {
-    tools
-        .iter()
-        .copied()
-        .filter(|t| !usable(t))
-        .collect()
+    tools.iter().copied().filter(|t| !usable(t)).collect()
 }
 
 /// The Debian packages of `tools`, each once, in order.
