@@ -95,12 +95,26 @@ async fn serve(config: &Config, store: Store) -> Result<(), RunError> {
         });
         let limit = (config.smtp.max_connections > 0)
             .then(|| Arc::new(Semaphore::new(config.smtp.max_connections as usize)));
-        for address in listener.addresses()? {
-            let socket = listen::bind(address).map_err(|source| RunError::Bind {
-                listener: listener.name.clone(),
-                address,
-                source,
-            })?;
+        let addresses = listener.addresses()?;
+        let mut bound = 0;
+        for (j, &address) in addresses.iter().enumerate() {
+            let socket = match listen::bind(address) {
+                Ok(socket) => socket,
+                // A host without IPv6 still serves the listener's other
+                // addresses (the defaults list `[::]` beside `0.0.0.0`).
+                Err(e) if no_ipv6(address, &e) && (bound > 0 || j + 1 < addresses.len()) => {
+                    warn!(listener = %listener.name, %address, error = %e, "IPv6 is not available here; skipping this address");
+                    continue;
+                }
+                Err(source) => {
+                    return Err(RunError::Bind {
+                        listener: listener.name.clone(),
+                        address,
+                        source,
+                    });
+                }
+            };
+            bound += 1;
             info!(
                 listener = %listener.name,
                 %address,
@@ -153,6 +167,14 @@ async fn serve(config: &Config, store: Store) -> Result<(), RunError> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// Whether binding `address` failed because the host has no IPv6 at all
+/// (EAFNOSUPPORT) or not that IPv6 address (EADDRNOTAVAIL).
+fn no_ipv6(address: SocketAddr, error: &std::io::Error) -> bool {
+    const EAFNOSUPPORT: i32 = 97;
+    const EADDRNOTAVAIL: i32 = 99;
+    address.is_ipv6() && matches!(error.raw_os_error(), Some(EAFNOSUPPORT | EADDRNOTAVAIL))
 }
 
 /// Waits for SIGTERM or SIGINT; returns its name.

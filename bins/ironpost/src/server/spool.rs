@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Bytes of a message kept in memory before it streams to disk.
-const IN_MEMORY: usize = 1024 * 1024;
+const IN_MEMORY: usize = 256 * 1024;
 /// Chunks in flight between the session and the writing thread.
 const CHANNEL_CHUNKS: usize = 16;
 
