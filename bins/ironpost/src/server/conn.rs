@@ -18,8 +18,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-/// How much one read takes from the socket at most.
-const READ_BUFFER: usize = 64 * 1024;
+/// How much one read takes from the socket at most: one TLS record. It is
+/// allocated per connection, so it is kept small (many connections idle).
+const READ_BUFFER: usize = 16 * 1024;
 
 /// A TCP stream, in clear or TLS.
 enum Stream {
