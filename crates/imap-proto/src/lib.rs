@@ -13,3 +13,6 @@ mod parse;
 pub mod types;
 
 pub use command::{Command, CommandBody, ParseError, Validity};
+pub mod framing;
+pub mod limits;
+pub use limits::Limits;

@@ -956,13 +956,10 @@ pub(crate) struct AppendStart {
     pub(crate) sync: bool,
 }
 
-/// The tag at the start of a command, if it has one (for the `BAD` of a
-/// command that broke a limit).
+/// The tag at the start of a command, followed by SP, if it has one (for
+/// the `BAD` of a command that broke a limit).
 pub(crate) fn leading_tag(input: &[u8]) -> Option<Tag> {
-    terminated(imap_tag, alt((sp, crlf)))
-        .parse(input)
-        .ok()
-        .map(|(_, t)| t)
+    terminated(imap_tag, sp).parse(input).ok().map(|(_, t)| t)
 }
 
 #[cfg(test)]
