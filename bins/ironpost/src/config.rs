@@ -339,13 +339,15 @@ impl Default for SmtpConfig {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct DeliveryConfig {
-    /// Delivery worker threads, 1 to 256. Default 2.
+    /// Local delivery threads sharing each batch of queued messages, 1 to
+    /// 256. Default 8: deliveries mostly wait for syncs, and concurrent ones
+    /// share them.
     pub workers: u32,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
-        DeliveryConfig { workers: 2 }
+        DeliveryConfig { workers: 8 }
     }
 }
 

@@ -103,11 +103,6 @@ pub fn deliver_entries(
     for entry in entries {
         report.entries += 1;
         deliver_entry(store, hostname, now, entry, &mut report)?;
-        if store.finish_queue_entry(entry.id)? {
-            report.finished += 1;
-        } else {
-            store.finish_local_pass(entry.id)?;
-        }
     }
     Ok(report)
 }
@@ -171,6 +166,12 @@ fn deliver_entry(
         }
     }
 
+    // Remote expansions first: adding them again after a crash adds nothing
+    // (the store skips addresses the entry has), whereas adding them after
+    // the deliveries could lose them to a crash in between.
+    if !expansions.is_empty() {
+        store.add_queue_recipients(entry.id, expansions)?;
+    }
     let ids: Vec<QueueRecipientId> = deliveries.iter().map(|(id, _)| *id).collect();
     let results =
         store.deliver_from_queue(entry.id, deliveries, Flags::new(), Some(entry.created))?;
@@ -212,16 +213,20 @@ fn deliver_entry(
             results.push((id, RecipientState::Failed, reply));
         }
     }
-    if !results.is_empty() {
-        store.set_recipient_results(entry.id, results)?;
-    }
-    if !expansions.is_empty() {
-        store.add_queue_recipients(entry.id, expansions)?;
-    }
     report.failed += failures.len();
-    if !failures.is_empty() && !entry.sender.is_empty() {
-        bounce(store, hostname, now, entry, &failures)?;
+    let notification = if !failures.is_empty() && !entry.sender.is_empty() {
         report.bounces += 1;
+        Some(bounce(store, hostname, now, entry, &failures)?)
+    } else {
+        None
+    };
+    // The results, the notification and the end of the entry's local pass
+    // commit together.
+    if store
+        .settle_local_pass(entry.id, results, notification)?
+        .removed
+    {
+        report.finished += 1;
     }
     Ok(())
 }
@@ -242,15 +247,15 @@ fn delivery_failure(error: &StoreError) -> (u16, &'static str, &'static str) {
     }
 }
 
-/// Queues a delivery status notification for the failures to the entry's
-/// sender, with the null sender.
+/// The delivery status notification of the failures to the entry's sender,
+/// with the null sender, its body durable and ready to queue.
 fn bounce(
     store: &Store,
     hostname: &str,
     now: Timestamp,
     entry: &QueueEntry,
     failures: &[Failure],
-) -> Result<(), DeliveryError> {
+) -> Result<NewQueueEntry, DeliveryError> {
     let mut original = Vec::new();
     store
         .blobs()
@@ -286,6 +291,5 @@ fn bounce(
     let blob = store.blobs().write_bytes(&message)?;
     let mut notification = NewQueueEntry::new(blob, "", [NewRecipient::new(entry.sender.clone())]);
     notification.client = "localhost".into();
-    store.enqueue(notification)?;
-    Ok(())
+    Ok(notification)
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 use ironpost_mime::Message;
 use ironpost_queue::deliver_due;
 use ironpost_store::{
-    DomainUpdate, ListMode, MailboxId, NewAccount, NewQueueEntry, NewRecipient, Password,
-    PasswordParams, QueueId, Store, StoreConfig,
+    DomainUpdate, Flags, ListMode, LocalDelivery, MailboxId, NewAccount, NewQueueEntry,
+    NewRecipient, Password, PasswordParams, QueueId, Store, StoreConfig,
 };
 
 const BODY: &[u8] = b"From: sender@example.com\r\nSubject: hello\r\n\r\nHello there\r\n";
@@ -297,4 +297,40 @@ fn a_list_gives_each_account_its_own_delivered_to_over_one_body() {
         "one body for both accounts and the queue"
     );
     assert!(store.check().unwrap().is_clean());
+}
+
+#[test]
+fn a_pass_cut_short_after_its_deliveries_is_finished_without_copying_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = setup(dir.path());
+    let id = enqueue(&store, "sender@example.com", &["alice@example.com"]);
+    let entry = store.queue_entry(id).unwrap();
+    // The deliveries of a pass committed, then the process died.
+    store
+        .deliver_from_queue(
+            id,
+            vec![(
+                entry.recipients[0].id,
+                vec![LocalDelivery::new(
+                    inbox(&store, "alice@example.com"),
+                    "Delivered-To: alice@example.com\r\n",
+                )],
+            )],
+            Flags::new(),
+            None,
+        )
+        .unwrap();
+    let report = deliver_due(&store, "mx.example.com", far_future(), 100).unwrap();
+    assert_eq!(
+        (report.entries, report.delivered, report.finished),
+        (1, 0, 1)
+    );
+    assert!(store.queue_entries().unwrap().is_empty());
+    assert_eq!(
+        store
+            .messages(inbox(&store, "alice@example.com"))
+            .unwrap()
+            .len(),
+        1
+    );
 }

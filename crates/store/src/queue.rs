@@ -12,7 +12,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Store;
-use crate::blob::BlobId;
+use crate::blob::{BlobId, BlobStore};
 use crate::error::{DbResult, Error, Result};
 use crate::message::{Appended, check_prefix, check_room, ensure_blob, insert, limits};
 use crate::types::{Flags, MailboxId, QueueId, QueueRecipientId, Timestamp, now};
@@ -192,6 +192,16 @@ const ENTRY_COLUMNS: &str = "id, blob, size, sender, mail_params, client, helo, 
 
 /// The entries matching `filter` (a WHERE clause on `args`), oldest first,
 /// at most `limit`.
+/// What [`Store::settle_local_pass`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LocalPassEnd {
+    /// The entry had nothing left to do and is gone.
+    pub removed: bool,
+    /// The notification queued, if one was given.
+    pub notification: Option<QueueId>,
+}
+
 fn load_entries(
     conn: &Connection,
     filter: &str,
@@ -299,6 +309,53 @@ fn set_state(
     Ok(())
 }
 
+/// Inserts a queue entry (its body durable and `size` bytes long) and its
+/// recipients; returns its id.
+fn insert_entry(
+    conn: &Connection,
+    blobs: &BlobStore,
+    entry: &NewQueueEntry,
+    size: u64,
+) -> Result<QueueId> {
+    ensure_blob(conn, blobs, &entry.blob, size)?;
+    let created = now();
+    let id: i64 = conn
+        .prepare_cached(
+            "UPDATE queue_ids SET last = max(last, (SELECT coalesce(max(id), 0) FROM queue)) + 1
+             RETURNING last",
+        )
+        .db()?
+        .query_row([], |r| r.get(0))
+        .db()?;
+    conn.prepare_cached(
+        "INSERT INTO queue(id, blob, size, sender, mail_params, client, helo, auth_user,
+                               created, next_attempt)
+             VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+    )
+    .db()?
+    .execute(params![
+        &entry.blob.0[..],
+        size as i64,
+        entry.sender,
+        entry.mail_params,
+        entry.client,
+        entry.helo,
+        entry.auth_user,
+        created,
+        id
+    ])
+    .db()?;
+    let mut insert_rcpt = conn
+        .prepare_cached(
+            "INSERT INTO queue_recipients(queue_id, address, params) VALUES (?1, ?2, ?3)",
+        )
+        .db()?;
+    for r in &entry.recipients {
+        insert_rcpt.execute(params![id, r.address, r.params]).db()?;
+    }
+    Ok(QueueId(id))
+}
+
 impl Store {
     /// Queues an accepted message and returns its id once the entry is
     /// durable (the body must already be durable: [`crate::BlobStore::write`]).
@@ -309,50 +366,7 @@ impl Store {
         }
         let size = self.blobs().size(&entry.blob)?;
         let blobs = self.blobs().clone();
-        self.write(move |ctx| {
-            ensure_blob(ctx.conn, &blobs, &entry.blob, size)?;
-            let created = now();
-            let id: i64 = ctx
-                .conn
-                .prepare_cached(
-                    "UPDATE queue_ids SET last = max(last, (SELECT coalesce(max(id), 0) FROM queue)) + 1
-                     RETURNING last",
-                )
-                .db()?
-                .query_row([], |r| r.get(0))
-                .db()?;
-            ctx.conn
-                .prepare_cached(
-                    "INSERT INTO queue(id, blob, size, sender, mail_params, client, helo, auth_user,
-                                       created, next_attempt)
-                     VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                )
-                .db()?
-                .execute(
-                    params![
-                        &entry.blob.0[..],
-                        size as i64,
-                        entry.sender,
-                        entry.mail_params,
-                        entry.client,
-                        entry.helo,
-                        entry.auth_user,
-                        created,
-                        id
-                    ],
-                )
-                .db()?;
-            let mut insert_rcpt = ctx
-                .conn
-                .prepare_cached(
-                    "INSERT INTO queue_recipients(queue_id, address, params) VALUES (?1, ?2, ?3)",
-                )
-                .db()?;
-            for r in &entry.recipients {
-                insert_rcpt.execute(params![id, r.address, r.params]).db()?;
-            }
-            Ok(QueueId(id))
-        })
+        self.write(move |ctx| insert_entry(ctx.conn, &blobs, &entry, size))
     }
 
     /// Every queue entry, oldest first.
@@ -382,37 +396,76 @@ impl Store {
         })
     }
 
-    /// Entries due at `at` that the local delivery pass has not finished
-    /// with (see [`Store::finish_local_pass`]) and that have a pending
-    /// recipient, oldest first, at most `limit`.
+    /// Entries due at `at` that the local delivery pass has not settled
+    /// (see [`Store::settle_local_pass`]), oldest first, at most `limit`.
+    /// This includes an entry whose pass was cut short by a crash after its
+    /// deliveries: it may have no pending recipient left, and settling it
+    /// removes it.
     pub fn queue_local_due(&self, at: Timestamp, limit: usize) -> Result<Vec<QueueEntry>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(|c| {
             load_entries(
                 c,
-                "WHERE local_done = 0 AND next_attempt <= ?1 AND EXISTS (SELECT 1
-                     FROM queue_recipients r WHERE r.queue_id = queue.id AND r.state = 'pending')",
+                "WHERE local_done = 0 AND next_attempt <= ?1",
                 &[at],
                 Some(limit),
             )
         })
     }
 
-    /// Records that the local delivery pass is done with an entry: what is
-    /// still pending waits for remote delivery, and
-    /// [`Store::queue_local_due`] no longer lists it.
-    pub fn finish_local_pass(&self, id: QueueId) -> Result<()> {
+    /// Ends the local delivery pass over an entry, in one transaction:
+    /// records the final `results` of its local recipients (failed, or
+    /// delivered by expansion), queues the delivery status `notification`
+    /// for its failures (its body already durable), then removes the entry
+    /// if no recipient is pending, or else sets it aside for remote delivery
+    /// ([`Store::queue_local_due`] no longer lists it). A crash before this
+    /// commit leaves the entry to the next pass, which finds the delivered
+    /// recipients done and settles the rest, so a failure is never left
+    /// without its notification.
+    pub fn settle_local_pass(
+        &self,
+        id: QueueId,
+        results: Vec<(QueueRecipientId, RecipientState, String)>,
+        notification: Option<NewQueueEntry>,
+    ) -> Result<LocalPassEnd> {
+        let size = match &notification {
+            Some(n) if n.recipients.is_empty() => {
+                return Err(Error::Database("a queue entry needs a recipient".into()));
+            }
+            Some(n) => self.blobs().size(&n.blob)?,
+            None => 0,
+        };
+        let blobs = self.blobs().clone();
         self.write(move |ctx| {
-            let n = ctx
+            entry_exists(ctx.conn, id)?;
+            for (recipient, state, reply) in &results {
+                set_state(ctx.conn, id, *recipient, *state, reply)?;
+            }
+            let notification = match &notification {
+                Some(n) => Some(insert_entry(ctx.conn, &blobs, n, size)?),
+                None => None,
+            };
+            let removed = ctx
                 .conn
-                .prepare_cached("UPDATE queue SET local_done = 1 WHERE id = ?1")
+                .prepare_cached(
+                    "DELETE FROM queue WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM queue_recipients
+                         WHERE queue_id = ?1 AND state = 'pending')",
+                )
                 .db()?
                 .execute([id.0])
-                .db()?;
-            if n == 0 {
-                return Err(Error::QueueEntryNotFound(id));
+                .db()?
+                > 0;
+            if !removed {
+                ctx.conn
+                    .prepare_cached("UPDATE queue SET local_done = 1 WHERE id = ?1")
+                    .db()?
+                    .execute([id.0])
+                    .db()?;
             }
-            Ok(())
+            Ok(LocalPassEnd {
+                removed,
+                notification,
+            })
         })
     }
 
@@ -500,7 +553,9 @@ impl Store {
 
     /// Adds recipients to a queue entry: the remote addresses a local one
     /// expanded to (an alias or list member in another domain), so that they
-    /// wait for outbound delivery with the same body. Returns their ids.
+    /// wait for outbound delivery with the same body. An address the entry
+    /// has already (in any case) is not added again, so a pass repeated
+    /// after a crash adds nothing twice. Returns the ids of those added.
     pub fn add_queue_recipients(
         &self,
         id: QueueId,
@@ -511,19 +566,21 @@ impl Store {
             let mut insert_rcpt = ctx
                 .conn
                 .prepare_cached(
-                    "INSERT INTO queue_recipients(queue_id, address, params) VALUES (?1, ?2, ?3)
+                    "INSERT INTO queue_recipients(queue_id, address, params)
+                     SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM queue_recipients
+                         WHERE queue_id = ?1 AND lower(address) = lower(?2))
                      RETURNING id",
                 )
                 .db()?;
-            recipients
-                .iter()
-                .map(|r| {
-                    insert_rcpt
-                        .query_row(params![id.0, r.address, r.params], |row| row.get(0))
-                        .map(QueueRecipientId)
-                        .db()
-                })
-                .collect()
+            let mut added = Vec::new();
+            for r in &recipients {
+                let id = insert_rcpt
+                    .query_row(params![id.0, r.address, r.params], |row| row.get(0))
+                    .optional()
+                    .db()?;
+                added.extend(id.map(QueueRecipientId));
+            }
+            Ok(added)
         })
     }
 

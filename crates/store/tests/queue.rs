@@ -497,15 +497,98 @@ fn queue_ids_are_never_given_twice() {
 }
 
 #[test]
-fn the_local_pass_skips_entries_it_has_finished() {
+fn settling_the_local_pass_records_results_queues_the_notice_and_ends_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_eager_gc(dir.path());
+    let id = queue_one(&store, b"body", &["gone@example.com", "far@remote.example"]);
+    let entry = store.queue_entry(id).unwrap();
+    let created = entry.created;
+    assert_eq!(store.queue_local_due(created, 10).unwrap().len(), 1);
+    let notice_blob = store
+        .blobs()
+        .write_bytes(b"Subject: failed\r\n\r\n")
+        .unwrap();
+    let notice = NewQueueEntry::new(notice_blob, "", [NewRecipient::new("a@example.com")]);
+    let failed = (
+        entry.recipients[0].id,
+        RecipientState::Failed,
+        "550 5.1.1 unknown user".to_string(),
+    );
+    let end = store
+        .settle_local_pass(id, vec![failed], Some(notice))
+        .unwrap();
+    // The remote recipient keeps the entry, set aside from the local pass.
+    assert!(!end.removed);
+    let notice = end.notification.expect("the notice is queued");
+    assert!(
+        store
+            .queue_local_due(created, 10)
+            .unwrap()
+            .iter()
+            .all(|e| e.id != id)
+    );
+    assert_eq!(store.queue_entry(notice).unwrap().sender, "");
+    let entry = store.queue_entry(id).unwrap();
+    assert_eq!(entry.recipients[0].state, RecipientState::Failed);
+    assert_eq!(entry.pending().count(), 1);
+    // Still waiting, for remote delivery.
+    assert!(
+        store
+            .queue_due(created, 10)
+            .unwrap()
+            .iter()
+            .any(|e| e.id == id)
+    );
+    assert!(
+        store
+            .settle_local_pass(QueueId(id.0 + 1000), Vec::new(), None)
+            .is_err()
+    );
+}
+
+#[test]
+fn an_entry_left_with_nothing_pending_is_settled_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_eager_gc(dir.path());
+    let alice = account(&store, "alice@example.com");
+    let inbox = store.mailbox(alice.id, "INBOX").unwrap().id;
+    let id = queue_one(&store, b"body", &["alice@example.com"]);
+    let entry = store.queue_entry(id).unwrap();
+    // A pass delivered, then the process died before settling.
+    store
+        .deliver_from_queue(
+            id,
+            vec![(entry.recipients[0].id, vec![plain(inbox)])],
+            Flags::new(),
+            None,
+        )
+        .unwrap();
+    let due = store.queue_local_due(entry.created, 10).unwrap();
+    assert_eq!(due.len(), 1, "the unsettled entry is due again");
+    assert_eq!(due[0].pending().count(), 0);
+    let end = store.settle_local_pass(id, Vec::new(), None).unwrap();
+    assert!(end.removed);
+    assert!(store.queue_entries().unwrap().is_empty());
+}
+
+#[test]
+fn recipients_already_in_an_entry_are_not_added_again() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_eager_gc(dir.path());
     let id = queue_one(&store, b"body", &["far@remote.example"]);
-    let created = store.queue_entry(id).unwrap().created;
-    assert_eq!(store.queue_local_due(created, 10).unwrap().len(), 1);
-    store.finish_local_pass(id).unwrap();
-    assert!(store.queue_local_due(created, 10).unwrap().is_empty());
-    // The entry still waits, for remote delivery.
-    assert_eq!(store.queue_due(created, 10).unwrap().len(), 1);
-    assert!(store.finish_local_pass(QueueId(id.0 + 1000)).is_err());
+    let added = store
+        .add_queue_recipients(
+            id,
+            vec![
+                NewRecipient::new("FAR@remote.example"),
+                NewRecipient::new("other@remote.example"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(added.len(), 1);
+    let again = store
+        .add_queue_recipients(id, vec![NewRecipient::new("other@remote.example")])
+        .unwrap();
+    assert!(again.is_empty());
+    assert_eq!(store.queue_entry(id).unwrap().recipients.len(), 2);
 }
