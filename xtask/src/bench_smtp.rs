@@ -458,12 +458,26 @@ impl Server {
     }
 
     /// Waits until the queue is empty (and, for Postfix, every message is
-    /// in the Maildir).
+    /// in the Maildir). Ironpost's queue is asked for (`queue list --json`
+    /// gives `[]`) once its log counts every delivery, and once a second
+    /// regardless: each question starts a process that opens the store, so
+    /// asking every few milliseconds would load the machine being measured.
     fn wait_delivered(&self, case: Case) -> Result {
         let deadline = Instant::now() + DELIVERY_LIMIT;
+        let mut last_asked = Instant::now();
         loop {
             let done = match self.kind {
-                Kind::Ironpost => self.ironpost_queue()?.trim() == "[]",
+                Kind::Ironpost => {
+                    let logged = logged_deliveries(&self.log()).unwrap_or(0);
+                    if logged >= u64::from(case.messages)
+                        || last_asked.elapsed() >= Duration::from_secs(1)
+                    {
+                        last_asked = Instant::now();
+                        self.ironpost_queue()?.trim() == "[]"
+                    } else {
+                        false
+                    }
+                }
                 Kind::Postfix => {
                     postfix_queued(&self.dir.join("queue")) == 0
                         && maildir_count(&self.dir.join("maildir").join(DOMAIN).join("user"))
@@ -479,11 +493,7 @@ impl Server {
                     self.log_tail()
                 ));
             }
-            // Polling Ironpost starts a process; do it less often.
-            thread::sleep(Duration::from_millis(match self.kind {
-                Kind::Ironpost => 50,
-                Kind::Postfix => 10,
-            }));
+            thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -504,20 +514,27 @@ impl Server {
     }
 
     /// Checks that the mailbox got every message: Postfix's Maildir holds
-    /// one file per message; Ironpost's account holds at least the payload
-    /// bytes of every message (its CLI shows the bytes, not the count).
+    /// one file per message; Ironpost's delivery passes (its log) delivered
+    /// one copy per message, and the account holds at least the payload
+    /// bytes of them all.
     fn check_delivered(&self, case: Case) -> Result {
+        let sent = u64::from(case.messages);
         match self.kind {
             Kind::Postfix => {
                 let n = maildir_count(&self.dir.join("maildir").join(DOMAIN).join("user"));
-                if n != case.messages as usize {
-                    return Err(format!(
-                        "{n} messages in the Maildir, {} sent",
-                        case.messages
-                    ));
+                if n as u64 != sent {
+                    return Err(format!("{n} messages in the Maildir, {sent} sent"));
                 }
             }
             Kind::Ironpost => {
+                let delivered = logged_deliveries(&self.log()).ok_or(
+                    "no \"delivery pass ... delivered=N\" line in the server log to count deliveries by",
+                )?;
+                if delivered != sent {
+                    return Err(format!(
+                        "the server log counts {delivered} deliveries, {sent} sent"
+                    ));
+                }
                 let out = Command::new(&self.ironpost)
                     .arg("--config")
                     .arg(&self.config)
@@ -527,7 +544,7 @@ impl Server {
                 let text = String::from_utf8_lossy(&out.stdout);
                 let used = json_number(&text, "used_bytes")
                     .ok_or_else(|| format!("no used_bytes in {text}"))?;
-                let least = u64::from(case.messages) * u64::from(case.size);
+                let least = sent * u64::from(case.size);
                 if used < least {
                     return Err(format!(
                         "{RECIPIENT} holds {used} bytes, less than the {least} bytes of payload sent"
@@ -752,6 +769,22 @@ fn user_ids(user: &str) -> Option<(u32, u32)> {
     })
 }
 
+/// The sum of `delivered=N` over the `delivery pass` lines of Ironpost's
+/// log; `None` when there is no such line.
+fn logged_deliveries(log: &str) -> Option<u64> {
+    let counts: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains("delivery pass"))
+        .filter_map(|l| {
+            let value = l
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("delivered="))?;
+            value.parse().ok()
+        })
+        .collect();
+    (!counts.is_empty()).then(|| counts.iter().sum())
+}
+
 /// The number after `"key":` in a JSON text (enough for the CLI's objects).
 fn json_number(text: &str, key: &str) -> Option<u64> {
     let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
@@ -956,31 +989,39 @@ fn report(results: &[(Case, Kind, Vec<Sample>)], runs: usize) -> String {
             all.join(", ")
         );
     }
-    let pairs: Vec<(Case, Medians, Medians)> = results
+    let pairs: Vec<(Case, &[Sample], &[Sample])> = results
         .iter()
         .filter(|(_, kind, _)| *kind == Kind::Ironpost)
         .filter_map(|(case, _, ours)| {
             let theirs = results.iter().find(|(c, k, _)| {
                 *k == Kind::Postfix && c.sessions == case.sessions && c.size == case.size
             })?;
-            Some((*case, medians(*case, ours), medians(*case, &theirs.2)))
+            Some((*case, ours.as_slice(), theirs.2.as_slice()))
         })
         .collect();
     if !pairs.is_empty() {
         let _ = writeln!(
             out,
-            "\n| sessions x size | delivered msg/s ironpost/postfix | CPU per msg ironpost/postfix | peak RSS ironpost/postfix | PSS ironpost/postfix |"
+            "\nRatios ironpost/postfix of the medians; \"paired\" is the median of the ratios of runs\n\
+             made one after the other (run i of Ironpost, then run i of Postfix).\n\n\
+             | sessions x size | delivered msg/s | paired | CPU per msg | paired | peak RSS | PSS |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
         for (case, ours, theirs) in pairs {
+            let (m_ours, m_theirs) = (medians(case, ours), medians(case, theirs));
+            let paired = |f: &dyn Fn(&Sample) -> f64| {
+                median(ours.iter().zip(theirs).map(|(a, b)| f(a) / f(b)).collect())
+            };
             let _ = writeln!(
                 out,
-                "| {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
                 case.label(),
-                ours.delivered / theirs.delivered,
-                ours.cpu / theirs.cpu,
-                ours.rss_mib / theirs.rss_mib,
-                ours.pss_mib / theirs.pss_mib
+                m_ours.delivered / m_theirs.delivered,
+                paired(&|s| rate(case, s.total)),
+                m_ours.cpu / m_theirs.cpu,
+                paired(&|s| cpu_per_1000(case, s)),
+                m_ours.rss_mib / m_theirs.rss_mib,
+                m_ours.pss_mib / m_theirs.pss_mib
             );
         }
     }
@@ -1025,10 +1066,53 @@ mod tests {
     }
 
     #[test]
+    fn the_report_gives_medians_and_both_ratios() {
+        let case = Case {
+            sessions: 20,
+            size: 1024,
+            messages: 1000,
+        };
+        let sample = |total_ms: u64, cpu_ms: u64| Sample {
+            accept: Duration::from_millis(total_ms / 2),
+            total: Duration::from_millis(total_ms),
+            cpu: Duration::from_millis(cpu_ms),
+            rss_kib: 10240,
+            pss_kib: 5120,
+            processes: 1,
+        };
+        // Ironpost: 1000, 500, 250 msg/s; Postfix: 500, 500, 100 msg/s.
+        let ours = vec![sample(1000, 500), sample(2000, 600), sample(4000, 700)];
+        let theirs = vec![sample(2000, 1000), sample(2000, 1000), sample(10_000, 2000)];
+        let text = report(
+            &[(case, Kind::Ironpost, ours), (case, Kind::Postfix, theirs)],
+            3,
+        );
+        assert!(
+            text.contains("| 20 x   1 KiB | ironpost | 1000 | 1000 | 500 | 0.60 | 10.0 | 5.0 | 1000 / 0.50, 500 / 0.60, 250 / 0.70 |"),
+            "{text}"
+        );
+        // Medians 500 / 500 = 1.00; run ratios 2.0, 1.0, 2.5 -> 2.00.
+        // CPU medians 0.60 / 1.00; run ratios 0.5, 0.6, 0.35 -> 0.50.
+        assert!(
+            text.contains("| 20 x   1 KiB | 1.00 | 2.00 | 0.60 | 0.50 | 1.00 | 1.00 |"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn medians_of_odd_and_even_counts() {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
         assert!(median(Vec::new()).is_nan());
+    }
+
+    #[test]
+    fn deliveries_counted_from_the_log() {
+        let log = "2026-11-22T15:38:12Z  INFO server ready hostname=\"bench.test\"\n\
+                   2026-11-22T15:38:12Z  INFO delivery pass entries=20 delivered=20 failed=0\n\
+                   2026-11-22T15:38:13Z  INFO delivery pass entries=7 delivered=6 failed=1\n";
+        assert_eq!(logged_deliveries(log), Some(26));
+        assert_eq!(logged_deliveries("INFO server ready\n"), None);
     }
 
     #[test]
