@@ -16,3 +16,5 @@ pub use command::{Command, CommandBody, ParseError, Validity};
 pub mod framing;
 pub mod limits;
 pub use limits::Limits;
+pub mod response;
+pub use response::{Code, Continue, Data, FetchItem, Response, Status, StatusKind};
