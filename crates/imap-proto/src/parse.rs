@@ -931,17 +931,14 @@ pub(crate) fn append_start(input: &[u8]) -> Option<AppendStart> {
     let (rest, (tag, _, _)) = (imap_tag, sp, tag_no_case(&b"APPEND"[..]))
         .parse(input)
         .ok()?;
-    let (_, ((mailbox, flags, date), (size, sync))) =
-        all_consuming((append_head, literal_announcement))
-            .parse(rest)
-            .ok()?;
+    let (_, ((mailbox, flags, date), _)) = all_consuming((append_head, literal_announcement))
+        .parse(rest)
+        .ok()?;
     Some(AppendStart {
         tag,
         mailbox,
         flags,
         date,
-        size,
-        sync,
     })
 }
 
@@ -952,8 +949,6 @@ pub(crate) struct AppendStart {
     pub(crate) mailbox: Mailbox,
     pub(crate) flags: Vec<Flag>,
     pub(crate) date: Option<DateTime>,
-    pub(crate) size: u32,
-    pub(crate) sync: bool,
 }
 
 /// The tag at the start of a command, followed by SP, if it has one (for
@@ -1120,7 +1115,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.mailbox.as_bytes(), b"Draft");
-        assert_eq!((s.size, s.sync), (310, false));
         assert!(s.date.is_some());
         assert!(append_start(b"A1 APPEND x {3}\r\nabc\r\n").is_none());
     }
