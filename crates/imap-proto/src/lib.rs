@@ -32,6 +32,6 @@ pub use limits::Limits;
 pub use parse::MAX_SEARCH_DEPTH;
 pub use response::{Code, Continue, Data, FetchItem, Response, Status, StatusKind};
 pub use session::{
-    AppendEndRequest, AppendRequest, ConnectRequest, Event, IdleRequest, LoginRequest, Mechanism,
-    Misuse, Request, ServerConfig, ServerSession, State,
+    AppendEndRequest, AppendRequest, ConnectRequest, Event, IdleDoneRequest, IdleRequest,
+    LoginRequest, Mechanism, Misuse, Request, ServerConfig, ServerSession, State,
 };

@@ -204,6 +204,19 @@ request! {
 }
 
 request! {
+    /// The client ended IDLE: push the last updates, then answer
+    /// [`ServerSession::complete_idle`] (the session sends `OK`, or `BAD`
+    /// when the line was not DONE).
+    IdleDoneRequest {
+        /// The IDLE command's tag.
+        pub tag: Tag,
+        /// The client sent DONE (false: another line, which is a protocol
+        /// error that ends IDLE too).
+        pub done: bool,
+    }
+}
+
+request! {
     /// IDLE (RFC 2177): answer [`ServerSession::accept_idle`] once the
     /// host watches the mailbox for changes (then push them with
     /// [`ServerSession::push`]), or [`ServerSession::reject_idle`].
@@ -236,8 +249,8 @@ pub enum Event {
     AppendAborted,
     /// A decision: IDLE.
     Idle(IdleRequest),
-    /// The client ended IDLE with DONE; the session has answered `OK`.
-    IdleDone,
+    /// A decision: the client ended IDLE.
+    IdleDone(IdleDoneRequest),
     /// The client sent ID: its fields, or `None` for `ID NIL`.
     ClientId(Option<Vec<(AString, Option<AString>)>>),
     /// ENABLE turned these capabilities on.
@@ -278,6 +291,7 @@ enum Pending {
     Append { sync: bool, head: usize },
     AppendEnd,
     Idle,
+    IdleDone,
 }
 
 #[derive(Debug)]
@@ -349,6 +363,8 @@ enum Phase {
 ///             Event::Append(req) => session.accept_append(req).unwrap(),
 ///             Event::AppendChunk(bytes) => message.extend_from_slice(&bytes),
 ///             Event::AppendEnd(req) => session.complete_append(req, Status::ok("stored")).unwrap(),
+///             Event::Idle(req) => session.accept_idle(req).unwrap(),
+///             Event::IdleDone(req) => session.complete_idle(req).unwrap(),
 ///             Event::Closed => break,
 ///             _ => {}
 ///         }
@@ -648,6 +664,21 @@ impl ServerSession {
         self.take(req.id)?;
         self.continuation("idling");
         self.phase = Phase::Idle { tag: req.tag };
+        self.process();
+        Ok(())
+    }
+
+    /// Ends IDLE: `OK IDLE terminated`, or `BAD` when the client sent
+    /// something else than DONE.
+    pub fn complete_idle(&mut self, req: IdleDoneRequest) -> Result<(), Misuse> {
+        let Pending::IdleDone = self.take(req.id)? else {
+            return Err(Misuse::UnknownRequest);
+        };
+        if req.done {
+            self.tagged(req.tag, Status::ok("IDLE terminated"));
+        } else {
+            self.bad(Some(req.tag), Status::bad("Expected DONE"));
+        }
         self.process();
         Ok(())
     }
@@ -1115,13 +1146,10 @@ impl ServerSession {
     }
 
     fn idle_line(&mut self, tag: Tag, line: &[u8]) {
-        if trim_line(line).eq_ignore_ascii_case(b"DONE") {
-            self.events.push_back(Event::IdleDone);
-            self.tagged(tag, Status::ok("IDLE terminated"));
-        } else {
-            self.events.push_back(Event::IdleDone);
-            self.bad(Some(tag), Status::bad("Expected DONE"));
-        }
+        let done = trim_line(line).eq_ignore_ascii_case(b"DONE");
+        let id = self.decide(Pending::IdleDone);
+        self.events
+            .push_back(Event::IdleDone(IdleDoneRequest { id, tag, done }));
     }
 
     /// The end of the line that carried an APPEND message: only a line end
