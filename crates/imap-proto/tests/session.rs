@@ -159,7 +159,7 @@ const CASES: &[(&str, &[&[u8]], &[&str], &str)] = &[
     (
         "APPEND streams the message and answers with APPENDUID",
         &[b"a LOGIN fred secret\r\nb APPEND Sent (\\Seen) \" 7-Jul-1996 02:44:25 -0700\" {10}\r\nHello\r\nAll\r\nc NOOP\r\n"],
-        &["login fred None", "append Sent 10", "chunk Hello\r\nAll", "append end", "request NOOP"],
+        &["login fred None", "append Sent 10", "chunk Hello\\r\\nAll", "append end", "request NOOP"],
         "LOGIN\r\n+ Ready for literal data\r\nb OK [APPENDUID 38505 3955] APPEND completed\r\n\
          c OK NOOP completed\r\n",
     ),

@@ -100,7 +100,7 @@ impl Host {
                     }
                 }
                 Event::AppendChunk(bytes) => {
-                    self.record(format!("chunk {}", String::from_utf8_lossy(&bytes)));
+                    self.record(format!("chunk {}", bytes.escape_ascii()));
                 }
                 Event::AppendEnd(req) => {
                     self.record("append end".into());
