@@ -30,7 +30,7 @@ pub enum CommandBody {
     /// `LOGOUT`.
     Logout,
     /// `ID` (RFC 2971): the client's field/value pairs, or `NIL`.
-    Id(Option<Vec<(AString, Option<AString>)>>),
+    Id(crate::types::IdParams),
 
     // -- not authenticated --
     /// `STARTTLS`.

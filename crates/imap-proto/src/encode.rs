@@ -1,7 +1,7 @@
 //! Writers of the wire forms: strings as atom, quoted string or literal
 //! (whichever the octets allow, literals for 8-bit, CR/LF and long strings),
 //! `NIL`, sequence sets, flags, dates, and whole commands. Each is the
-//! inverse of its parser in [`crate::parse`].
+//! inverse of its parser (`Command::parse`, `Response::parse`).
 
 use crate::command::{Command, CommandBody};
 use crate::types::{

@@ -661,7 +661,7 @@ pub(crate) fn status_att(i: &[u8]) -> R<'_, StatusItem> {
 
 /// `id-params-list` (RFC 2971): `"(" [string SP nstring *(SP string SP
 /// nstring)] ")" / nil`, at most 30 pairs.
-pub(crate) fn id_params(i: &[u8]) -> R<'_, Option<Vec<(AString, Option<AString>)>>> {
+pub(crate) fn id_params(i: &[u8]) -> R<'_, crate::types::IdParams> {
     alt((
         map(
             verify(

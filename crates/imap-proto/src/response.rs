@@ -519,7 +519,7 @@ pub enum Data {
         roots: Vec<AString>,
     },
     /// `ID (...)` or `ID NIL` (RFC 2971).
-    Id(Option<Vec<(AString, Option<AString>)>>),
+    Id(crate::types::IdParams),
     /// `ENABLED cap...` (RFC 5161).
     Enabled(Vec<Atom>),
 }

@@ -57,7 +57,7 @@ pub struct ServerConfig {
     /// Capabilities ENABLE may turn on (RFC 5161). Default none.
     pub enableable: Vec<Atom>,
     /// The server's answer to ID (RFC 2971).
-    pub id: Option<Vec<(AString, Option<AString>)>>,
+    pub id: crate::types::IdParams,
     /// Buffer sizes, counts and timeouts.
     pub limits: Limits,
 }
@@ -252,7 +252,7 @@ pub enum Event {
     /// A decision: the client ended IDLE.
     IdleDone(IdleDoneRequest),
     /// The client sent ID: its fields, or `None` for `ID NIL`.
-    ClientId(Option<Vec<(AString, Option<AString>)>>),
+    ClientId(crate::types::IdParams),
     /// ENABLE turned these capabilities on.
     Enabled(Vec<Atom>),
     /// The answer to STARTTLS is in the transmit buffer: write it out, run

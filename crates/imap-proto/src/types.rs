@@ -280,6 +280,9 @@ impl fmt::Debug for ListPattern {
     }
 }
 
+/// The field/value pairs of ID (RFC 2971), or `None` for `NIL`.
+pub type IdParams = Option<Vec<(AString, Option<AString>)>>;
+
 // ---- sequence sets ----
 
 /// `seq-number`: a message sequence number or UID, or `*` (the largest in
@@ -476,7 +479,8 @@ const MONTHS: [&str; 12] = [
 impl Date {
     /// A day that exists in the Gregorian calendar; years 1–9999.
     pub fn new(year: u16, month: u8, day: u8) -> Result<Self, InvalidValue> {
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let leap =
+            (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400);
         let days = match month {
             1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
             4 | 6 | 9 | 11 => 30,

@@ -87,7 +87,15 @@ a006 logout\r\n";
 
 /// `(name, input parts, expected events after "connect", expected wire
 /// after the greeting)`, with the test configuration.
-const CASES: &[(&str, &[&[u8]], &[&str], &str)] = &[
+/// One known-answer case.
+type Case = (
+    &'static str,
+    &'static [&'static [u8]],
+    &'static [&'static str],
+    &'static str,
+);
+
+const CASES: &[Case] = &[
     (
         "commands before login are checked for state",
         &[b"a SELECT INBOX\r\nb FETCH 1 FLAGS\r\nc NOOP\r\nd CAPABILITY\r\n"],
