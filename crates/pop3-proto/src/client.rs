@@ -201,7 +201,7 @@ pub enum ClientEvent {
 #[non_exhaustive]
 pub enum ClientMisuse {
     /// A command before [`ClientEvent::Ready`], after QUIT, or after the
-    /// session closed.
+    /// session failed.
     #[error("the session is not in the TRANSACTION state")]
     NotReady,
     /// `tls_established` without a STLS in progress.
@@ -250,8 +250,9 @@ enum Phase {
 ///
 /// Feed the server's bytes to [`handle_input`](Self::handle_input) and the
 /// clock to [`handle_timeout`](Self::handle_timeout); after each call, and
-/// after each command, drain [`poll_event`](Self::poll_event), then
-/// [`poll_transmit`](Self::poll_transmit), then read
+/// after each command, drain [`poll_event`](Self::poll_event) (which reads
+/// the input, one event at a time, so act on each before polling the
+/// next), then [`poll_transmit`](Self::poll_transmit), then read
 /// [`poll_timeout`](Self::poll_timeout). The session reads the greeting,
 /// asks CAPA, runs STLS as configured (and CAPA again), logs in with AUTH
 /// PLAIN or USER/PASS, then emits [`ClientEvent::Ready`]. Commands
@@ -375,7 +376,6 @@ impl ClientSession {
         }
         self.progress_at = now;
         self.input.extend_from_slice(bytes);
-        self.process(now);
     }
 
     /// The clock: call it at (or after) the instant of
@@ -396,9 +396,15 @@ impl ClientSession {
         Some(self.progress_at + self.config.limits.response_timeout)
     }
 
-    /// The next event, if any.
+    /// The next event, if any. The input is read here, and only as far as
+    /// the next event: the host acts on each event (gives commands after
+    /// [`ClientEvent::Ready`], say) before anything after it is read, so
+    /// what the session does never depends on how much had arrived.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        if self.events.is_empty() {
+            self.process(self.progress_at);
+        }
         self.events.pop_front()
     }
 
@@ -490,11 +496,13 @@ impl ClientSession {
         Ok(())
     }
 
+    /// Writes a command. Responses already buffered are read at the next
+    /// `poll_event`, not here, so that the commands a host gives in a row
+    /// all go out whatever had arrived.
     fn send(&mut self, now: Instant, command: &Command, expect: Expect) {
         command.encode(&mut self.out);
         self.expect.push_back(expect);
         self.progress_at = now;
-        self.process(now);
     }
 
     /// Ends the session. Only in the AUTHORIZATION state does it say QUIT
@@ -523,8 +531,9 @@ impl ClientSession {
 
     // ---- input ----
 
+    /// Reads the input until an event is queued or more input is needed.
     fn process(&mut self, now: Instant) {
-        while !matches!(self.phase, Phase::Closed | Phase::TlsHandshake) {
+        while self.events.is_empty() && !matches!(self.phase, Phase::Closed | Phase::TlsHandshake) {
             if self.expect.is_empty() {
                 // Nothing is due: what comes waits for a command (and the
                 // host stops reading, see `wants_input`). Only the first

@@ -319,3 +319,26 @@ fn early_responses_wait_for_their_command() {
     );
     assert!(client.wants_input());
 }
+
+/// Found by fuzzing: commands given in a row used to read responses
+/// already buffered, so a bad one stopped the rest from going out and what
+/// was sent depended on how the server's bytes had been split.
+#[test]
+fn commands_given_in_a_row_go_out_whatever_has_arrived() {
+    fn plan(client: &mut ClientSession, now: Instant) {
+        client.stat(now).unwrap();
+        client.list(now, None).unwrap();
+        client.retr(now, 1).unwrap();
+        client.quit(now).unwrap();
+    }
+    let (log, wire) = case(
+        &config(),
+        "+OK\r\n+OK\r\nUSER\r\nPIPELINING\r\n.\r\n+OK\r\n+OK\r\n+OK 2 30\r\n+OK\r\n1 10\r\x1a2 20\r\n",
+        plan,
+    );
+    assert_eq!(
+        wire,
+        "CAPA\r\nUSER mrose\r\nPASS secret\r\nSTAT\r\nLIST\r\nRETR 1\r\nQUIT\r\n"
+    );
+    assert!(log[3].contains("BadListing"), "{log:?}");
+}
