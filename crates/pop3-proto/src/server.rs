@@ -245,17 +245,17 @@ enum Phase {
 
 /// The maildrop of a logged-in session with its deletion marks.
 #[derive(Debug)]
-struct Drop {
+struct Marked {
     maildrop: Maildrop,
     deleted: Vec<bool>,
     deleted_count: usize,
     deleted_size: u64,
 }
 
-impl Drop {
+impl Marked {
     fn new(maildrop: Maildrop) -> Self {
         let deleted = vec![false; maildrop.len()];
-        Drop {
+        Marked {
             maildrop,
             deleted,
             deleted_count: 0,
@@ -416,7 +416,7 @@ pub struct ServerSession {
     phase: Phase,
     tls: bool,
     user: Option<String>,
-    drop: Option<Drop>,
+    marked: Option<Marked>,
     bad_commands: usize,
     login_failures: usize,
     last_activity: Instant,
@@ -439,7 +439,7 @@ impl ServerSession {
             phase: Phase::Connecting,
             tls,
             user: None,
-            drop: None,
+            marked: None,
             bad_commands: 0,
             login_failures: 0,
             last_activity: now,
@@ -591,9 +591,9 @@ impl ServerSession {
         let Pending::Login { username } = self.take(req.id)? else {
             return Err(Misuse::UnknownRequest);
         };
-        let drop = Drop::new(maildrop);
-        let text = summary(&drop);
-        self.drop = Some(drop);
+        let state = Marked::new(maildrop);
+        let text = summary(&state);
+        self.marked = Some(state);
         self.user = Some(username);
         // State changes before the answer: answering resumes pipelined input.
         self.phase = Phase::Transaction;
@@ -678,7 +678,7 @@ impl ServerSession {
         let Pending::Update = self.take(req.id)? else {
             return Err(Misuse::UnknownRequest);
         };
-        let left = self.drop.as_ref().map_or(0, Drop::count);
+        let left = self.marked.as_ref().map_or(0, Marked::count);
         let text = match left {
             0 => "maildrop empty".to_owned(),
             1 => "1 message left".to_owned(),
@@ -950,7 +950,7 @@ impl ServerSession {
         match self.phase {
             Phase::Transaction => {
                 let deleted = self
-                    .drop
+                    .marked
                     .as_ref()
                     .map(|d| {
                         d.maildrop
@@ -1101,46 +1101,46 @@ impl ServerSession {
 
     /// A TRANSACTION command on the session's own listing.
     fn transaction(&mut self, command: Command) {
-        let Some(drop) = self.drop.as_mut() else {
+        let Some(state) = self.marked.as_mut() else {
             return;
         };
         match command {
             Command::Stat => {
-                let text = format!("{} {}", drop.count(), drop.size());
+                let text = format!("{} {}", state.count(), state.size());
                 self.ok(&text);
             }
             Command::List(None) => {
-                let text = counts(drop);
-                let lines = listing(drop, |n, entry| format!("{n} {}\r\n", entry.size));
+                let text = counts(state);
+                let lines = listing(state, |n, entry| format!("{n} {}\r\n", entry.size));
                 self.ok(&text);
                 self.multiline(&lines);
             }
             Command::Uidl(None) => {
-                let lines = listing(drop, |n, entry| format!("{n} {}\r\n", entry.uid));
+                let lines = listing(state, |n, entry| format!("{n} {}\r\n", entry.uid));
                 self.ok("");
                 self.multiline(&lines);
             }
-            Command::List(Some(n)) => match drop.live(n) {
+            Command::List(Some(n)) => match state.live(n) {
                 Ok(entry) => {
                     let text = format!("{n} {}", entry.size);
                     self.ok(&text);
                 }
                 Err(text) => self.err(None, &text),
             },
-            Command::Uidl(Some(n)) => match drop.live(n) {
+            Command::Uidl(Some(n)) => match state.live(n) {
                 Ok(entry) => {
                     let text = format!("{n} {}", entry.uid);
                     self.ok(&text);
                 }
                 Err(text) => self.err(None, &text),
             },
-            Command::Dele(n) => match drop.delete(n) {
+            Command::Dele(n) => match state.delete(n) {
                 Ok(()) => self.ok(&format!("Message {n} deleted")),
                 Err(text) => self.err(None, &text),
             },
             Command::Rset => {
-                drop.undelete_all();
-                let text = summary(drop);
+                state.undelete_all();
+                let text = summary(state);
                 self.ok(&text);
             }
             Command::Retr(n) => self.retrieve(n, None),
@@ -1156,8 +1156,8 @@ impl ServerSession {
     }
 
     fn retrieve(&mut self, message: u32, top: Option<u32>) {
-        let found = match &self.drop {
-            Some(drop) => drop.live(message).map(|e| (e.size, e.uid.clone())),
+        let found = match &self.marked {
+            Some(state) => state.live(message).map(|e| (e.size, e.uid.clone())),
             None => Err("No such message".to_owned()),
         };
         let (size, uid) = match found {
@@ -1194,22 +1194,22 @@ fn start_retrieval(retrieval: &mut Retrieval, out: &mut Vec<u8>) {
 }
 
 /// The lines of a LIST or UIDL listing of the live messages.
-fn listing(drop: &Drop, line: impl Fn(u32, &MaildropEntry) -> String) -> Vec<u8> {
+fn listing(state: &Marked, line: impl Fn(u32, &MaildropEntry) -> String) -> Vec<u8> {
     let mut lines = Vec::new();
-    for (n, entry) in drop.maildrop.iter().filter(|(n, _)| !drop.is_deleted(*n)) {
+    for (n, entry) in state.maildrop.iter().filter(|(n, _)| !state.is_deleted(*n)) {
         lines.extend_from_slice(line(n, entry).as_bytes());
     }
     lines
 }
 
 /// `N messages (M octets)`.
-fn counts(drop: &Drop) -> String {
-    let count = drop.count();
+fn counts(state: &Marked) -> String {
+    let count = state.count();
     let noun = if count == 1 { "message" } else { "messages" };
-    format!("{count} {noun} ({} octets)", drop.size())
+    format!("{count} {noun} ({} octets)", state.size())
 }
 
 /// `Maildrop has N messages (M octets)`, as after login and RSET.
-fn summary(drop: &Drop) -> String {
-    format!("Maildrop has {}", counts(drop))
+fn summary(state: &Marked) -> String {
+    format!("Maildrop has {}", counts(state))
 }
