@@ -75,7 +75,8 @@ pub use maintenance::{CheckReport, GcReport};
 pub use message::{Appended, Copied, FlagUpdate, FlagsResult, Message, pop3_uidl};
 pub use password::{Password, PasswordParams};
 pub use queue::{
-    LocalDelivery, LocalPassEnd, NewQueueEntry, NewRecipient, QueueEntry, QueuedRecipient, RecipientState,
+    LocalDelivery, LocalPassEnd, NewQueueEntry, NewRecipient, QueueEntry, QueuedRecipient,
+    RecipientState,
 };
 pub use reader::MessageReader;
 pub use resolve::{LocalTarget, Resolution, Sender};
