@@ -29,6 +29,10 @@ pub struct Ports {
     pub submission: u16,
     /// Port 465's listener: implicit TLS, AUTH required.
     pub smtps: u16,
+    /// Port 110's listener: POP3 with STLS.
+    pub pop3: u16,
+    /// Port 995's listener: POP3 over implicit TLS.
+    pub pop3s: u16,
 }
 
 impl Ports {
@@ -38,16 +42,21 @@ impl Ports {
             smtp: free_port(),
             submission: free_port(),
             smtps: free_port(),
+            pop3: free_port(),
+            pop3s: free_port(),
         }
     }
 
-    /// The `[[smtp.listeners]]` of the three listeners on 127.0.0.1.
+    /// The `[[smtp.listeners]]` and `[[pop3.listeners]]` of the five
+    /// listeners on 127.0.0.1.
     pub fn listeners(&self) -> String {
         format!(
             "[[smtp.listeners]]\nname = \"smtp\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"starttls\"\n\n\
              [[smtp.listeners]]\nname = \"submission\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"starttls\"\nauth_required = true\n\n\
-             [[smtp.listeners]]\nname = \"smtps\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"implicit-tls\"\nauth_required = true\n",
-            self.smtp, self.submission, self.smtps
+             [[smtp.listeners]]\nname = \"smtps\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"implicit-tls\"\nauth_required = true\n\n\
+             [[pop3.listeners]]\nname = \"pop3\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"starttls\"\n\n\
+             [[pop3.listeners]]\nname = \"pop3s\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"implicit-tls\"\n",
+            self.smtp, self.submission, self.smtps, self.pop3, self.pop3s
         )
     }
 }

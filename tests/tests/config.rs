@@ -99,8 +99,11 @@ fn show_prints_every_default_and_round_trips_through_check() {
         "[[smtp.listeners]]",
         "\"[::]:587\"",
         "mode = \"implicit-tls\"",
+        "[pop3]",
+        "[[pop3.listeners]]",
+        "\"[::]:995\"",
         "[delivery]",
-        "workers = 2",
+        "workers = 8",
         "[log]",
         "level = \"info\"",
     ] {

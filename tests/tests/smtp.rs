@@ -360,7 +360,8 @@ fn an_address_in_use_is_named() {
     let port = free_port();
     let _taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     let env = Env::with_config(&format!(
-        "[[smtp.listeners]]\nname = \"busy\"\nbind = [\"127.0.0.1:{port}\"]\nmode = \"plain\"\n"
+        "[[smtp.listeners]]\nname = \"busy\"\nbind = [\"127.0.0.1:{port}\"]\nmode = \"plain\"\n\
+         [pop3]\nlisteners = []\n"
     ));
     let out = env.run(&["serve"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -375,7 +376,8 @@ fn an_address_in_use_is_named() {
 fn ipv4_and_ipv6_share_a_port() {
     let port = free_port();
     let env = Env::with_config(&format!(
-        "[[smtp.listeners]]\nname = \"both\"\nbind = [\"127.0.0.1:{port}\", \"[::1]:{port}\"]\nmode = \"plain\"\n"
+        "[[smtp.listeners]]\nname = \"both\"\nbind = [\"127.0.0.1:{port}\", \"[::1]:{port}\"]\nmode = \"plain\"\n\
+         [pop3]\nlisteners = []\n"
     ));
     let _server = Server::start(&env);
     for host in ["127.0.0.1", "::1"] {

@@ -304,7 +304,8 @@ impl Server {
         let config = dir.join("ironpost.toml");
         let text = format!(
             "[server]\nhostname = \"{DOMAIN}\"\ndata_dir = {:?}\n\n[smtp]\n\n\
-             [[smtp.listeners]]\nname = \"smtp\"\nbind = [\"127.0.0.1:{port}\"]\nmode = \"plain\"\n",
+             [[smtp.listeners]]\nname = \"smtp\"\nbind = [\"127.0.0.1:{port}\"]\nmode = \"plain\"\n\
+             [pop3]\nlisteners = []\n",
             dir.join("data").display().to_string()
         );
         fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;

@@ -79,6 +79,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// `[smtp]`: SMTP listeners and session limits.
     pub smtp: SmtpConfig,
+    /// `[pop3]`: POP3 listeners and session limits.
+    pub pop3: Pop3Config,
     /// `[delivery]`: the delivery workers.
     pub delivery: DeliveryConfig,
     /// `[log]`: logging.
@@ -334,6 +336,43 @@ impl Default for SmtpConfig {
     }
 }
 
+/// `[pop3]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Pop3Config {
+    /// Greeting text after `+OK`. Default `POP3 ready`.
+    pub banner: String,
+    /// Simultaneous connections per listener; 0 is unlimited. Default 1000.
+    pub max_connections: u32,
+    /// Idle seconds before the session is closed. Default 600, the minimum
+    /// RFC 1939 allows.
+    pub timeout_seconds: u64,
+    /// Bad commands in a session before it is closed. Default 20.
+    pub max_bad_commands: u32,
+    /// Allow USER/PASS and AUTH over a connection without TLS. Default `false`.
+    pub allow_plaintext_auth: bool,
+    /// The listeners. Default: `pop3` on port 110 (STLS) and `pop3s` on 995
+    /// (implicit TLS), each on `0.0.0.0` and `[::]`.
+    pub listeners: Vec<Listener>,
+}
+
+impl Default for Pop3Config {
+    fn default() -> Self {
+        Pop3Config {
+            banner: "POP3 ready".to_string(),
+            max_connections: 1000,
+            timeout_seconds: 600,
+            max_bad_commands: 20,
+            allow_plaintext_auth: false,
+            listeners: vec![
+                Listener::new("pop3", 110, TlsMode::Starttls, false),
+                Listener::new("pop3s", 995, TlsMode::ImplicitTls, false),
+            ],
+        }
+    }
+}
+
 /// `[delivery]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -474,6 +513,8 @@ impl Config {
             return Err(invalid("store.dir", "is empty"));
         }
         self.validate_smtp()?;
+        self.validate_pop3()?;
+        self.validate_listeners()?;
         if !(1..=MAX_WORKERS).contains(&self.delivery.workers) {
             return Err(invalid(
                 "delivery.workers",
@@ -513,67 +554,116 @@ impl Config {
         if smtp.max_recipients == 0 {
             return Err(invalid("smtp.max_recipients", "must be at least 1"));
         }
-        let mut names = HashSet::new();
+        Ok(())
+    }
+
+    fn validate_pop3(&self) -> Result<(), ConfigError> {
+        let pop3 = &self.pop3;
+        if pop3.banner.chars().any(|c| c.is_control()) {
+            return Err(invalid("pop3.banner", "has a control character"));
+        }
+        if !(600..=MAX_TIMEOUT).contains(&pop3.timeout_seconds) {
+            return Err(invalid(
+                "pop3.timeout_seconds",
+                format!(
+                    "{} is not between 600 (RFC 1939's minimum) and {MAX_TIMEOUT}",
+                    pop3.timeout_seconds
+                ),
+            ));
+        }
+        if pop3.max_bad_commands == 0 {
+            return Err(invalid("pop3.max_bad_commands", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Checks the listeners of every service: names unique within a service,
+    /// every bind address a socket address used once across all services,
+    /// certificate files given in pairs, present and fitting.
+    fn validate_listeners(&self) -> Result<(), ConfigError> {
         let mut addresses = HashSet::new();
-        for (i, listener) in smtp.listeners.iter().enumerate() {
-            let key = format!("smtp.listeners[{i}]");
-            if listener.name.trim().is_empty() {
-                return Err(invalid(format!("{key}.name"), "is empty"));
+        for (section, listeners) in [
+            ("smtp", &self.smtp.listeners),
+            ("pop3", &self.pop3.listeners),
+        ] {
+            let mut names = HashSet::new();
+            for (i, listener) in listeners.iter().enumerate() {
+                let key = format!("{section}.listeners[{i}]");
+                self.validate_listener(&key, listener, &mut names, &mut addresses)?;
+                if section == "pop3" && listener.auth_required {
+                    return Err(invalid(
+                        format!("{key}.auth_required"),
+                        "has no meaning for POP3, where every session logs in",
+                    ));
+                }
             }
-            if !names.insert(listener.name.as_str()) {
+        }
+        Ok(())
+    }
+
+    fn validate_listener<'a>(
+        &self,
+        key: &str,
+        listener: &'a Listener,
+        names: &mut HashSet<&'a str>,
+        addresses: &mut HashSet<SocketAddr>,
+    ) -> Result<(), ConfigError> {
+        if listener.name.trim().is_empty() {
+            return Err(invalid(format!("{key}.name"), "is empty"));
+        }
+        if !names.insert(listener.name.as_str()) {
+            return Err(invalid(
+                format!("{key}.name"),
+                format!("{:?} is used by another listener", listener.name),
+            ));
+        }
+        if listener.bind.is_empty() {
+            return Err(invalid(format!("{key}.bind"), "has no address"));
+        }
+        for (j, text) in listener.bind.iter().enumerate() {
+            let addr: SocketAddr = text.parse().map_err(|_| {
+                invalid(
+                    format!("{key}.bind[{j}]"),
+                    format!("{text:?} is not a socket address"),
+                )
+            })?;
+            if !addresses.insert(addr) {
                 return Err(invalid(
-                    format!("{key}.name"),
-                    format!("{:?} is used by another listener", listener.name),
+                    format!("{key}.bind[{j}]"),
+                    format!("{addr} is listed twice"),
                 ));
             }
-            if listener.bind.is_empty() {
-                return Err(invalid(format!("{key}.bind"), "has no address"));
+        }
+        match (&listener.cert, &listener.key) {
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(invalid(
+                    format!("{key}.key"),
+                    "is missing: cert needs a key",
+                ));
             }
-            for (j, text) in listener.bind.iter().enumerate() {
-                let addr: SocketAddr = text.parse().map_err(|_| {
-                    invalid(
-                        format!("{key}.bind[{j}]"),
-                        format!("{text:?} is not a socket address"),
-                    )
-                })?;
-                if !addresses.insert(addr) {
-                    return Err(invalid(
-                        format!("{key}.bind[{j}]"),
-                        format!("{addr} is listed twice"),
-                    ));
-                }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    format!("{key}.cert"),
+                    "is missing: key needs a cert",
+                ));
             }
-            match (&listener.cert, &listener.key) {
-                (None, None) => {}
-                (Some(_), None) => {
-                    return Err(invalid(
-                        format!("{key}.key"),
-                        "is missing: cert needs a key",
-                    ));
-                }
-                (None, Some(_)) => {
-                    return Err(invalid(
-                        format!("{key}.cert"),
-                        "is missing: key needs a cert",
-                    ));
-                }
-                (Some(cert), Some(private)) => {
-                    let (cert, private) = (self.resolve(cert), self.resolve(private));
-                    for (name, path) in [("cert", &cert), ("key", &private)] {
-                        if !path.exists() {
-                            return Err(invalid(
-                                format!("{key}.{name}"),
-                                format!("{} does not exist", path.display()),
-                            ));
-                        }
+            (Some(cert), Some(private)) => {
+                let (cert, private) = (self.resolve(cert), self.resolve(private));
+                for (name, path) in [("cert", &cert), ("key", &private)] {
+                    if !path.exists() {
+                        return Err(invalid(
+                            format!("{key}.{name}"),
+                            format!("{} does not exist", path.display()),
+                        ));
                     }
-                    load_pair(&cert, &private).map_err(|e| match e {
-                        ConfigError::Invalid { key: k, problem } => {
-                            invalid(format!("{key}.{}", k.trim_start_matches("tls.")), problem)
-                        }
-                        other => other,
-                    })?;
                 }
+                load_pair(&cert, &private).map_err(|e| match e {
+                    ConfigError::Invalid { key: k, problem } => {
+                        invalid(format!("{key}.{}", k.trim_start_matches("tls.")), problem)
+                    }
+                    other => other,
+                })?;
             }
         }
         Ok(())

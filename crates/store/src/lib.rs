@@ -54,6 +54,7 @@ mod mailbox;
 mod maintenance;
 mod message;
 mod password;
+mod pop3;
 mod queue;
 mod reader;
 mod resolve;

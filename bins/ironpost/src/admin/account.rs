@@ -149,6 +149,13 @@ pub enum AccountCommand {
         #[arg(long, value_enum)]
         admin_level: Option<Level>,
     },
+    /// Release the account's POP3 lock, held by a session that is stuck
+    /// (a running server keeps one POP3 session per account).
+    #[command(name = "unlock-pop3")]
+    UnlockPop3 {
+        /// The address.
+        address: String,
+    },
     /// Set an account's quota.
     Quota {
         /// The address.
@@ -281,6 +288,14 @@ pub fn run(
             let a = store.account(&address)?;
             store.remove_account(&a.address)?;
             Output::Done(format!("removed account {} and its mail", a.address))
+        }
+        AccountCommand::UnlockPop3 { address } => {
+            let a = store.account(&address)?;
+            if store.unlock_maildrop(a.id, None)? {
+                Output::Done(format!("released the POP3 lock of {}", a.address))
+            } else {
+                Output::Done(format!("{} had no POP3 lock", a.address))
+            }
         }
         AccountCommand::Enable { address } => {
             let a = store.set_account_enabled(&address, true)?;

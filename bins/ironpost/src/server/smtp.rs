@@ -17,7 +17,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ironpost_smtp_proto::{
@@ -32,10 +31,8 @@ use tracing::{info, warn};
 use super::conn::Connection;
 use super::listen::ListenerContext;
 use super::spool::Spool;
+use super::{SessionIds, blocking, handshake, sleep_until, start_tls};
 use crate::config::{BareLf, Config, TlsMode};
-
-/// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What every SMTP session of the server shares.
 pub(crate) struct SmtpService {
@@ -44,12 +41,16 @@ pub(crate) struct SmtpService {
     base: ServerConfig,
     /// Woken after each accepted message, for the delivery worker.
     queued: Arc<Notify>,
-    sessions: AtomicU64,
-    started: u64,
+    ids: Arc<SessionIds>,
 }
 
 impl SmtpService {
-    pub(crate) fn new(config: &Config, store: Store, queued: Arc<Notify>) -> SmtpService {
+    pub(crate) fn new(
+        config: &Config,
+        store: Store,
+        queued: Arc<Notify>,
+        ids: Arc<SessionIds>,
+    ) -> SmtpService {
         let smtp = &config.smtp;
         let mut base = ServerConfig::new(config.server.hostname.clone());
         base.banner = smtp.banner.clone();
@@ -65,17 +66,12 @@ impl SmtpService {
         limits.bad_commands = smtp.max_bad_commands as usize;
         limits.command_timeout = Duration::from_secs(smtp.timeout_seconds);
         limits.data_timeout = Duration::from_secs(smtp.timeout_seconds);
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         SmtpService {
             store,
             hostname: config.server.hostname.clone(),
             base,
             queued,
-            sessions: AtomicU64::new(0),
-            started,
+            ids,
         }
     }
 
@@ -85,13 +81,6 @@ impl SmtpService {
         config.extensions.starttls = listener.mode == TlsMode::Starttls;
         config.tls_active = listener.mode == TlsMode::ImplicitTls;
         config
-    }
-
-    /// A short id for the session, unique across restarts: the start time
-    /// of the server and a counter.
-    fn session_id(&self) -> String {
-        let n = self.sessions.fetch_add(1, Ordering::Relaxed);
-        format!("{:X}{:04X}", self.started, n)
     }
 }
 
@@ -103,23 +92,11 @@ pub(crate) async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let started = Instant::now();
-    let id = service.session_id();
+    let id = service.ids.next();
     let peer = conn.peer();
-    if listener.mode == TlsMode::ImplicitTls {
-        let Some(acceptor) = &listener.tls else {
-            return;
-        };
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.start_tls(acceptor)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                info!(session = %id, client = %peer.ip(), listener = %listener.name, error = %e, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                info!(session = %id, client = %peer.ip(), listener = %listener.name, "TLS handshake timed out");
-                return;
-            }
-        }
+    if let Err(why) = handshake(&listener, &mut conn).await {
+        info!(session = %id, client = %peer.ip(), listener = %listener.name, "{why}");
+        return;
     }
     let mut session = ServerSession::new(service.session_config(&listener), Instant::now());
     let mut host = Host {
@@ -181,13 +158,8 @@ async fn drive(
             return if stopping { "shutdown" } else { "closed" };
         }
         if std::mem::take(&mut host.start_tls) {
-            let Some(acceptor) = &host.listener.tls else {
-                return "no certificate";
-            };
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.start_tls(acceptor)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return "TLS handshake failed",
-                Err(_) => return "TLS handshake timed out",
+            if let Err(why) = start_tls(host.listener, conn).await {
+                return why;
             }
             host.tls = conn.tls().map(|t| format!("{} {}", t.version, t.cipher));
             if session.tls_established().is_err() {
@@ -210,13 +182,6 @@ async fn drive(
                 session.handle_timeout(Instant::now());
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -551,12 +516,6 @@ impl Host<'_> {
             "message"
         );
     }
-}
-
-/// Runs blocking store work off the async threads. `None` when the task
-/// panicked (a bug), which the caller answers with `451`.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    tokio::task::spawn_blocking(work).await.ok()
 }
 
 /// Whether an authenticated account may still send: it and its domain are
