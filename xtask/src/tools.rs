@@ -52,6 +52,18 @@ pub(crate) const REQUIRED: &[Tool] = &[
         probe: &[],
         used_by: "cargo xtask bench smtp (the load generator)",
     },
+    Tool {
+        program: "fetchmail",
+        package: "fetchmail",
+        probe: &[],
+        used_by: "tests/tests/pop3_clients.rs (downloads over STLS and POP3S, keep and delete)",
+    },
+    Tool {
+        program: "curl",
+        package: "curl",
+        probe: &[],
+        used_by: "tests/tests/pop3_clients.rs (curl's POP3 client: LIST, RETR, custom commands)",
+    },
 ];
 
 /// The tools of `tools` that are not on `PATH`.
