@@ -7,11 +7,6 @@
 //!
 //! Input: 8 bytes of limits and policy, a count of piece lengths, the piece
 //! lengths, then the client's bytes.
-//!
-//! Not in fuzz/Cargo.toml yet: it fails on an imap-proto bug (an over-long
-//! line whose literal announcement has more than about 28 digits is taken
-//! for a literal when the line arrives whole, not when it arrives in
-//! pieces). Add its `[[bin]]` entry once that is fixed.
 #![no_main]
 
 use ironpost_imap_proto::Limits;

@@ -9,11 +9,6 @@
 //! Input: a flag byte, a limit byte, a count of piece lengths, the piece
 //! lengths (each also a time step: the length in tenths of a second), then
 //! the client's bytes.
-//!
-//! Not in fuzz/Cargo.toml yet: it fails on the fragmenter bug imap_framing
-//! finds, and on IDLE ending without `IdleDone` (and without a tagged
-//! response) when the line after IDLE is refused by the framing (too long,
-//! or announcing a literal). Add its `[[bin]]` entry once both are fixed.
 #![no_main]
 
 use std::num::NonZeroU32;

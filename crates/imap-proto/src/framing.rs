@@ -341,9 +341,14 @@ impl Fragmenter {
             return Step::Emit(Fragment::Unterminated);
         }
         let line = input.split_to(end);
+        // A line over the limit is looked at only in its last TAIL octets,
+        // whether it came whole or in pieces (of which only the tail is
+        // kept), so that the outcome never depends on the split.
         let announcement = if self.dropped > 0 {
             self.keep_tail(&line);
             announcement(&self.tail)
+        } else if total > self.line_limit {
+            announcement(&line[line.len().saturating_sub(TAIL)..])
         } else {
             announcement(&line)
         };
@@ -475,6 +480,22 @@ mod tests {
                 Fragment::Command("a2 NOOP\r\n".into()),
             ]
         );
+    }
+
+    /// Found by the `imap_framing` fuzz target: an announcement more than
+    /// `TAIL` octets from the end of an over-long line counted when the
+    /// line came whole but not when it came in pieces.
+    #[test]
+    fn an_over_long_line_is_read_the_same_however_it_is_split() {
+        let limits = Limits::default();
+        let mut input = b"a1 SELECT ".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 8200));
+        input
+            .extend_from_slice(b" {00000000000000000000000000000011+}\r\nb1 LOGOUT\r\na2 NOOP\r\n");
+        let whole = run(&limits, &[&input]);
+        let split = run(&limits, &[&input[..8215], &input[8215..]]);
+        assert_eq!(whole, split);
+        assert_eq!(three_ways(&limits, &input), whole);
     }
 
     #[test]

@@ -853,11 +853,21 @@ impl ServerSession {
             Fragment::Literal { length, sync } => self.literal(length, sync),
             Fragment::Chunk(bytes) => self.events.push_back(Event::AppendChunk(bytes)),
             Fragment::Rejected { tag, error } => {
-                if matches!(self.phase, Phase::Appending { .. }) {
-                    self.events.push_back(Event::AppendAborted);
-                }
                 self.restore_line_limit();
-                self.phase = Phase::Commands;
+                match std::mem::replace(&mut self.phase, Phase::Commands) {
+                    Phase::Appending { .. } => self.events.push_back(Event::AppendAborted),
+                    // The refused line was to be the SASL response or DONE:
+                    // the command waiting for it ends as a bad line ends it.
+                    Phase::Auth { tag, .. } => {
+                        self.refusal = None;
+                        return self.auth_malformed(tag);
+                    }
+                    Phase::Idle { tag } => {
+                        self.refusal = None;
+                        return self.idle_line(tag, b"");
+                    }
+                    _ => {}
+                }
                 let status = self.refusal.take().unwrap_or_else(|| match error {
                     FrameError::LiteralRefused => {
                         Status::bad("Literal too big").with_code(Code::TooBig)

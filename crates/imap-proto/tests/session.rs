@@ -400,3 +400,40 @@ fn pipelined_commands_wait_for_the_decision() {
         .unwrap();
     assert_eq!(s.state(), State::Selected { read_only: false });
 }
+
+/// Found by the `imap_session` fuzz target: a line the framing refuses
+/// while IDLE waits for DONE (or AUTHENTICATE for its response) must end
+/// that command, not leave it without a tagged answer.
+#[test]
+fn a_refused_line_ends_idle_and_authenticate() {
+    let mut config = config();
+    config.login_requires_tls = false;
+    config.limits.line = 64;
+    let long = format!("b1 NOOP {}\r\n", "x".repeat(100));
+    let (events, wire) = after_greeting(
+        &config,
+        &[b"a1 LOGIN fred secret\r\na2 IDLE\r\nb1 NOOP {3}\r\na3 NOOP\r\n"],
+    );
+    assert!(
+        events.iter().any(|e| e.contains("idle done false")),
+        "{events:?}\n{wire}"
+    );
+    assert!(wire.contains("a2 "), "{wire}");
+    assert!(wire.contains("a3 OK"), "{wire}");
+    let (events, wire) = after_greeting(
+        &config,
+        &[
+            b"a1 LOGIN fred secret\r\na2 IDLE\r\n",
+            long.as_bytes(),
+            b"a3 NOOP\r\n",
+        ],
+    );
+    assert!(events.iter().any(|e| e.contains("idle done false")), "{events:?}");
+    assert!(wire.contains("a3 OK"), "{wire}");
+    let (_, wire) = after_greeting(
+        &config,
+        &[b"a1 AUTHENTICATE PLAIN\r\nb1 {3}\r\na3 NOOP\r\n"],
+    );
+    assert!(wire.contains("a1 BAD"), "{wire}");
+    assert!(wire.contains("a3 OK"), "{wire}");
+}
