@@ -7,7 +7,6 @@
 //! the body stays one blob for every recipient.
 
 use std::collections::HashSet;
-use std::io::Read;
 
 use ironpost_mime::generate::{
     Action, Dsn, Mailbox, RecipientStatus, delivery_status_notification,
@@ -256,12 +255,7 @@ fn bounce(
     entry: &QueueEntry,
     failures: &[Failure],
 ) -> Result<NewQueueEntry, DeliveryError> {
-    let mut original = Vec::new();
-    store
-        .blobs()
-        .open_file(&entry.blob)?
-        .read_to_end(&mut original)
-        .map_err(|e| DeliveryError::Notification(e.to_string()))?;
+    let original = store.read_body(&entry.blob)?;
     let recipients = failures
         .iter()
         .map(|f| RecipientStatus {

@@ -149,8 +149,9 @@ impl Store {
         })
     }
 
-    /// Checks that every message's body file exists with the right size (the
-    /// message's size less its header prefix), that quota usage equals the
+    /// Checks that every message's body (its file, or its row for a small
+    /// body) exists with the right size (the message's size less its header
+    /// prefix), that quota usage equals the
     /// sum of message sizes, and that blob reference counts cover the
     /// messages. Reads only.
     pub fn check(&self) -> Result<CheckReport> {
@@ -160,7 +161,11 @@ impl Store {
             let mut report = CheckReport::default();
             {
                 let mut stmt = tx
-                    .prepare("SELECT mailbox_id, uid, blob, size - length(prefix) FROM messages")
+                    .prepare(
+                        "SELECT m.mailbox_id, m.uid, m.blob, m.size - length(m.prefix),
+                                length(b.data)
+                         FROM messages m LEFT JOIN blobs b ON b.hash = m.blob",
+                    )
                     .db()?;
                 let mut rows = stmt.query([]).db()?;
                 while let Some(r) = rows.next().db()? {
@@ -168,8 +173,14 @@ impl Store {
                     let uid = r.get::<_, i64>(1).db()? as u32;
                     let id = BlobId::from_slice(&r.get::<_, Vec<u8>>(2).db()?)?;
                     let body_size = r.get::<_, i64>(3).db()?;
+                    let inline = r.get::<_, Option<i64>>(4).db()?;
                     report.messages += 1;
-                    match blobs.size(&id) {
+                    // A small body kept in its row, or a file.
+                    let size = match inline {
+                        Some(len) => Ok(len as u64),
+                        None => blobs.size(&id),
+                    };
+                    match size {
                         Ok(s) if i64::try_from(s) == Ok(body_size) => {}
                         Ok(_) => report.wrong_size.push((mailbox, uid, id)),
                         Err(Error::BlobMissing(_)) => report.missing.push((mailbox, uid, id)),

@@ -12,7 +12,7 @@
 //! reference counts are kept by triggers on the message rows, so they are
 //! exact whatever happens; quota is checked before a row is added.
 
-use std::io::Read;
+use std::io::{Cursor, Read};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -22,7 +22,7 @@ use crate::commit::WriteCtx;
 use crate::error::{DbResult, Error, Result};
 use crate::feed::Change;
 use crate::mailbox::{Mailbox, load_mailbox};
-use crate::reader::MessageReader;
+use crate::reader::{Body, MessageReader};
 use crate::types::{FlagOp, Flags, MailboxId, Timestamp, flags_from_db, flags_to_db, now};
 
 /// A message's index entry.
@@ -576,29 +576,62 @@ impl Store {
     /// would miss the prefix). A missing or truncated body file is reported
     /// for this message only ([`Error::BlobMissing`], [`Error::BlobCorrupt`]).
     pub fn open_message(&self, mailbox: MailboxId, uid: u32) -> Result<MessageReader> {
-        let (prefix, hash, size): (Vec<u8>, Vec<u8>, i64) = self
+        type Row = (Vec<u8>, Vec<u8>, i64, Option<Vec<u8>>);
+        let (prefix, hash, size, inline): Row = self
             .read(|c| {
                 c.prepare_cached(
-                    "SELECT prefix, blob, size FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+                    "SELECT m.prefix, m.blob, m.size, b.data FROM messages m
+                     LEFT JOIN blobs b ON b.hash = m.blob
+                     WHERE m.mailbox_id = ?1 AND m.uid = ?2",
                 )
                 .db()?
                 .query_row(params![mailbox.0, uid], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })
                 .optional()
                 .db()
             })?
             .ok_or(Error::MessageNotFound { mailbox, uid })?;
         let blob = BlobId::from_slice(&hash)?;
-        let file = self.blobs().open_file(&blob)?;
-        let body_size = file
-            .metadata()
-            .map_err(|e| Error::io(self.blobs().path(&blob), e))?
-            .len();
+        let (body, body_size) = match inline {
+            Some(bytes) => {
+                let len = bytes.len() as u64;
+                (Body::Inline(Cursor::new(bytes)), len)
+            }
+            None => {
+                let file = self.blobs().open_file(&blob)?;
+                let len = file
+                    .metadata()
+                    .map_err(|e| Error::io(self.blobs().path(&blob), e))?
+                    .len();
+                (Body::File(file), len)
+            }
+        };
         if prefix.len() as u64 + body_size != size as u64 {
             return Err(Error::BlobCorrupt(blob));
         }
-        Ok(MessageReader::new(prefix, file, body_size))
+        Ok(MessageReader::new(prefix, body, body_size))
+    }
+
+    /// Reads a body whole, wherever it is kept (a file, or its row for a
+    /// small body queued with [`crate::NewQueueEntry::inline`]).
+    pub fn read_body(&self, id: &BlobId) -> Result<Vec<u8>> {
+        let inline: Option<Option<Vec<u8>>> = self.read(|c| {
+            c.prepare_cached("SELECT data FROM blobs WHERE hash = ?1")
+                .db()?
+                .query_row([&id.0[..]], |r| r.get(0))
+                .optional()
+                .db()
+        })?;
+        if let Some(Some(bytes)) = inline {
+            return Ok(bytes);
+        }
+        let mut out = Vec::new();
+        self.blobs()
+            .open_file(id)?
+            .read_to_end(&mut out)
+            .map_err(|e| Error::io(self.blobs().path(id), e))?;
+        Ok(out)
     }
 
     /// Reads a message whole: its header prefix and its body.

@@ -1,5 +1,6 @@
 //! [`MessageReader`]: a stored message as it is read, the message row's
-//! header prefix followed by the body file.
+//! header prefix followed by the body (a file, or bytes kept in the
+//! database for a small body).
 //!
 //! A body blob is shared by every mailbox the message was delivered to; the
 //! header fields that belong to one delivery alone (`Delivered-To:`) live in
@@ -8,15 +9,42 @@
 //! bytes: prefix, then blob.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Cursor, Read, Seek, SeekFrom};
 
-/// A message's bytes: its header prefix, then its body file. Implements
+/// Where a body's bytes are.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// A blob file.
+    File(File),
+    /// A small body kept in its `blobs` row.
+    Inline(Cursor<Vec<u8>>),
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Body::File(f) => f.read(buf),
+            Body::Inline(c) => c.read(buf),
+        }
+    }
+}
+
+impl Seek for Body {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        match self {
+            Body::File(f) => f.seek(to),
+            Body::Inline(c) => c.seek(to),
+        }
+    }
+}
+
+/// A message's bytes: its header prefix, then its body. Implements
 /// [`Read`] and [`Seek`] over the whole; positions count from the start of
 /// the prefix. Made by [`crate::Store::open_message`].
 #[derive(Debug)]
 pub struct MessageReader {
     prefix: Vec<u8>,
-    body: File,
+    body: Body,
     /// Prefix plus body, in octets.
     size: u64,
     /// Position in the whole. The body file's own cursor is always at
@@ -27,7 +55,7 @@ pub struct MessageReader {
 impl MessageReader {
     /// A reader of `prefix` followed by `body` (of `body_size` octets), at
     /// position 0. `body`'s cursor must be at its start.
-    pub(crate) fn new(prefix: Vec<u8>, body: File, body_size: u64) -> Self {
+    pub(crate) fn new(prefix: Vec<u8>, body: Body, body_size: u64) -> Self {
         MessageReader {
             size: prefix.len() as u64 + body_size,
             prefix,
@@ -91,7 +119,7 @@ impl Seek for MessageReader {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Cursor, Write};
+    use std::io::Write;
 
     use proptest::prelude::*;
 
@@ -102,7 +130,7 @@ mod tests {
         File::create(&path).unwrap().write_all(body).unwrap();
         MessageReader::new(
             prefix.to_vec(),
-            File::open(&path).unwrap(),
+            Body::File(File::open(&path).unwrap()),
             body.len() as u64,
         )
     }

@@ -39,10 +39,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 5,
         sql: include_str!("migrations/0005_pop3_locks.sql"),
     },
+    Migration {
+        version: 6,
+        sql: include_str!("migrations/0006_inline_bodies.sql"),
+    },
 ];
 
 /// The schema version this build creates.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Per-connection settings: every connection, the writer's and the pool's.
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {

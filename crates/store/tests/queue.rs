@@ -592,3 +592,87 @@ fn recipients_already_in_an_entry_are_not_added_again() {
     assert!(again.is_empty());
     assert_eq!(store.queue_entry(id).unwrap().recipients.len(), 2);
 }
+
+/// Body files under `blobs/` (the `tmp` directory aside).
+fn body_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join("blobs"))
+        .unwrap()
+        .flatten()
+        .filter(|d| d.file_name() != "tmp")
+        .map(|d| std::fs::read_dir(d.path()).unwrap().count())
+        .sum()
+}
+
+#[test]
+fn an_inline_body_is_queued_delivered_and_collected_without_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_eager_gc(dir.path());
+    let alice = account(&store, "alice@example.com");
+    let bob = account(&store, "bob@example.com");
+    let inboxes = [alice.id, bob.id].map(|a| store.mailbox(a, "INBOX").unwrap().id);
+    let entry = NewQueueEntry::inline(
+        BODY.to_vec(),
+        "sender@example.org",
+        [
+            NewRecipient::new("alice@example.com"),
+            NewRecipient::new("bob@example.com"),
+        ],
+    );
+    let blob = entry.blob;
+    let id = store.enqueue(entry).unwrap();
+    assert_eq!(store.queue_entry(id).unwrap().size, BODY.len() as u64);
+    assert_eq!(store.read_body(&blob).unwrap(), BODY);
+    let recipients = store.queue_entry(id).unwrap().recipients;
+    let deliveries = recipients
+        .iter()
+        .zip(inboxes)
+        .zip(["alice", "bob"])
+        .map(|((r, inbox), who)| {
+            let prefix = format!("Delivered-To: {who}@example.com\r\n");
+            (r.id, vec![LocalDelivery::new(inbox, prefix)])
+        })
+        .collect();
+    store
+        .deliver_from_queue(id, deliveries, Flags::new(), None)
+        .unwrap();
+    for (inbox, who) in inboxes.iter().zip(["alice", "bob"]) {
+        let mut want = format!("Delivered-To: {who}@example.com\r\n").into_bytes();
+        want.extend_from_slice(BODY);
+        assert_eq!(store.read_message(*inbox, 1).unwrap(), want);
+        let mut reader = store.open_message(*inbox, 1).unwrap();
+        assert_eq!(reader.size(), want.len() as u64);
+        let mut tail = Vec::new();
+        reader.seek(SeekFrom::Start(want.len() as u64 - 6)).unwrap();
+        reader.read_to_end(&mut tail).unwrap();
+        assert_eq!(tail, b"hello\r\n"[1..]);
+    }
+    assert_eq!(body_files(dir.path()), 0);
+    assert!(store.check().unwrap().is_clean());
+    assert!(
+        store
+            .settle_local_pass(id, Vec::new(), None)
+            .unwrap()
+            .removed
+    );
+    for inbox in inboxes {
+        store.remove_messages(inbox, &[1]).unwrap();
+    }
+    let gc = store.collect_garbage().unwrap();
+    assert_eq!(gc.blobs_removed, 1);
+    assert!(store.read_body(&blob).is_err());
+}
+
+#[test]
+fn an_inline_body_that_is_already_a_file_uses_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_eager_gc(dir.path());
+    let file = store.blobs().write_bytes(BODY).unwrap();
+    let id = queue_one(&store, BODY, &["far@remote.example"]);
+    let inline = NewQueueEntry::inline(BODY.to_vec(), "", [NewRecipient::new("x@remote.example")]);
+    assert_eq!(inline.blob, file);
+    let second = store.enqueue(inline).unwrap();
+    assert_eq!(store.read_body(&file).unwrap(), BODY);
+    assert_eq!(store.blob_refs(&file).unwrap(), 2);
+    assert_ne!(id, second);
+    assert_eq!(body_files(dir.path()), 1);
+}

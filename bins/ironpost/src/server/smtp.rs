@@ -30,7 +30,7 @@ use tracing::{info, warn};
 
 use super::conn::Connection;
 use super::listen::ListenerContext;
-use super::spool::Spool;
+use super::spool::{Spool, Spooled};
 use super::{SessionIds, blocking, handshake, sleep_until, start_tls};
 use crate::config::{BareLf, Config, TlsMode};
 
@@ -469,15 +469,19 @@ impl Host<'_> {
             return Reply::from_id(ReplyId::LocalError);
         };
         let size = spool.size();
-        let blob = match spool.finish().await {
-            Ok(blob) => blob,
+        let spooled = match spool.finish().await {
+            Ok(spooled) => spooled,
             Err(e) => {
                 warn!(session = %self.id, error = %e, "cannot spool the message");
                 self.log_message(&txn, Some(size), "failed: spool");
                 return Reply::from_id(ReplyId::LocalError);
             }
         };
-        let mut entry = NewQueueEntry::new(blob, txn.sender.clone(), txn.recipients.clone());
+        let (sender, recipients) = (txn.sender.clone(), txn.recipients.clone());
+        let mut entry = match spooled {
+            Spooled::Inline(body) => NewQueueEntry::inline(body, sender, recipients),
+            Spooled::Blob(blob) => NewQueueEntry::new(blob, sender, recipients),
+        };
         entry.mail_params = mail_params(&txn.params);
         entry.client = self.peer.ip().to_string();
         entry.helo = self.helo.clone();

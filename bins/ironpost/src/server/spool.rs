@@ -1,6 +1,8 @@
-//! The body of a message being received, on its way to the blob store.
+//! The body of a message being received, on its way to the store.
 //!
-//! Small messages collect in memory and are written in one call at the end;
+//! Small messages collect in memory: up to [`INLINE`] they go into the
+//! database with their queue entry (one commit, no file), larger ones are
+//! written to the blob store in one call at the end;
 //! once a message passes [`IN_MEMORY`] the rest streams through a bounded
 //! channel to a blocking thread that writes it to the blob store as it comes,
 //! so no message is ever held whole in memory, and a slow client never ties
@@ -17,6 +19,17 @@ use tokio::task::JoinHandle;
 
 /// Bytes of a message kept in memory before it streams to disk.
 const IN_MEMORY: usize = 256 * 1024;
+/// Largest body kept in the database with its queue entry rather than in a
+/// file of its own.
+const INLINE: usize = 64 * 1024;
+
+/// Where a spooled body is.
+pub(crate) enum Spooled {
+    /// Small: the bytes, to queue with [`ironpost_store::NewQueueEntry::inline`].
+    Inline(Vec<u8>),
+    /// Durable in the blob store.
+    Blob(BlobId),
+}
 /// Chunks in flight between the session and the writing thread.
 const CHANNEL_CHUNKS: usize = 16;
 
@@ -110,8 +123,9 @@ impl Spool {
         self.size
     }
 
-    /// Makes the body durable in the blob store and returns its id.
-    pub(crate) async fn finish(mut self) -> Result<BlobId, SpoolError> {
+    /// Ends the body: a small one is handed back to be queued inline, a
+    /// larger one is made durable in the blob store.
+    pub(crate) async fn finish(mut self) -> Result<Spooled, SpoolError> {
         match self.streaming.take() {
             Some(Streaming {
                 chunks,
@@ -120,18 +134,23 @@ impl Spool {
             }) => {
                 complete.store(true, Ordering::Release);
                 drop(chunks);
-                writer
+                let blob = writer
                     .await
                     .map_err(|e| SpoolError::Writer(e.to_string()))?
-                    .map_err(SpoolError::from)
+                    .map_err(SpoolError::from)?;
+                Ok(Spooled::Blob(blob))
+            }
+            None if self.memory.len() <= INLINE => {
+                Ok(Spooled::Inline(std::mem::take(&mut self.memory)))
             }
             None => {
                 let blobs = self.store.blobs().clone();
                 let memory = std::mem::take(&mut self.memory);
-                tokio::task::spawn_blocking(move || blobs.write_bytes(&memory))
+                let blob = tokio::task::spawn_blocking(move || blobs.write_bytes(&memory))
                     .await
                     .map_err(|e| SpoolError::Writer(e.to_string()))?
-                    .map_err(SpoolError::from)
+                    .map_err(SpoolError::from)?;
+                Ok(Spooled::Blob(blob))
             }
         }
     }
