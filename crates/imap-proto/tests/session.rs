@@ -428,7 +428,10 @@ fn a_refused_line_ends_idle_and_authenticate() {
             b"a3 NOOP\r\n",
         ],
     );
-    assert!(events.iter().any(|e| e.contains("idle done false")), "{events:?}");
+    assert!(
+        events.iter().any(|e| e.contains("idle done false")),
+        "{events:?}"
+    );
     assert!(wire.contains("a3 OK"), "{wire}");
     let (_, wire) = after_greeting(
         &config,
