@@ -25,14 +25,18 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{Result, cargo, root, run as run_command, tools};
+use crate::bench_util::{
+    Proc, build_release, clock_ticks, free_port, ironpost_admin, is_root, median, processes, stop,
+    tree, tree_cpu_ticks, user_ids,
+};
+use crate::{Result, tools};
 
 const DOMAIN: &str = "bench.test";
 const SENDER: &str = "sender@bench.test";
@@ -166,18 +170,8 @@ pub(crate) fn run(args: &[String]) -> Result {
             absent.join(", ")
         ));
     }
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--release",
-        "--package",
-        "ironpost",
-        "--bin",
-        "ironpost",
-    ]);
-    run_command(build)?;
     let env = BenchEnv {
-        ironpost: release_binary(),
+        ironpost: build_release()?,
         postfix_daemons: postfix_daemon_directory()?,
         ticks: clock_ticks()?,
         scratch: std::env::temp_dir().join(format!("ironpost-bench-smtp.{}", std::process::id())),
@@ -310,25 +304,7 @@ impl Server {
         );
         fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
         let admin = |args: &[&str], input: &[u8]| -> Result {
-            let mut child = Command::new(&env.ironpost)
-                .arg("--config")
-                .arg(&config)
-                .args(args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|e| format!("cannot start {}: {e}", env.ironpost.display()))?;
-            let _ = child.stdin.take().expect("piped").write_all(input);
-            let out = child.wait_with_output().map_err(|e| e.to_string())?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "ironpost {args:?}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ))
-            }
+            ironpost_admin(&env.ironpost, &config, args, input).map(drop)
         };
         admin(&["domain", "add", DOMAIN], b"")?;
         admin(
@@ -559,49 +535,7 @@ impl Server {
     /// SIGTERM, then waits (30 s at most) for the process and, for
     /// Postfix, for every daemon of the master's process group.
     fn stop(&mut self) -> Result {
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        let pid = child.id();
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut result = Ok(());
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    result = Err(format!(
-                        "{} did not stop on SIGTERM within 30 s",
-                        self.kind.name()
-                    ));
-                    break;
-                }
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = group_processes(pid);
-            if left.is_empty() {
-                return result;
-            }
-            if Instant::now() > deadline {
-                for member in &left {
-                    let _ = Command::new("kill")
-                        .args(["-KILL", &member.to_string()])
-                        .status();
-                }
-                return Err(format!(
-                    "processes {left:?} of {} outlived it",
-                    self.kind.name()
-                ));
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        stop(&mut self.child, self.kind.name())
     }
 }
 
@@ -711,22 +645,6 @@ fn greets(port: u16) -> bool {
     ok
 }
 
-fn free_port() -> Result<u16> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free loopback port: {e}"))
-}
-
-/// The release binary `cargo build --release` just made.
-fn release_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| if t.is_absolute() { t } else { root().join(t) })
-        .unwrap_or_else(|| root().join("target"));
-    target.join("release/ironpost")
-}
-
 fn postfix_daemon_directory() -> Result<PathBuf> {
     let out = Command::new("postconf")
         .args(["-d", "-h", "daemon_directory"])
@@ -736,38 +654,6 @@ fn postfix_daemon_directory() -> Result<PathBuf> {
         return Err("postconf -d daemon_directory failed".into());
     }
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-}
-
-/// Clock ticks per second, the unit of the CPU times in `/proc/PID/stat`.
-fn clock_ticks() -> Result<u64> {
-    let out = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .map_err(|e| format!("cannot run getconf: {e}"))?;
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .map_err(|_| "getconf CLK_TCK did not print a number".to_string())
-}
-
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1))
-            == Some("0")
-    })
-}
-
-/// The user and group ids of `user`, from `/etc/passwd`.
-fn user_ids(user: &str) -> Option<(u32, u32)> {
-    let passwd = fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(':').collect();
-        (fields.len() > 3 && fields[0] == user)
-            .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
-            .flatten()
-    })
 }
 
 /// The sum of `delivered=N` over the `delivery pass` lines of Ironpost's
@@ -794,75 +680,6 @@ fn json_number(text: &str, key: &str) -> Option<u64> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
-}
-
-/// The fields of `/proc/PID/stat` after the command name (which may hold
-/// spaces and parentheses): index 0 is the state (field 3 of proc(5)).
-fn stat_fields(stat: &str) -> Option<Vec<&str>> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    Some(rest.split_whitespace().collect())
-}
-
-/// One process as the CPU and memory accounting needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Proc {
-    pid: u32,
-    ppid: u32,
-    pgrp: u32,
-    zombie: bool,
-    /// utime + stime + cutime + cstime, in clock ticks.
-    ticks: u64,
-}
-
-fn parse_stat(pid: u32, stat: &str) -> Option<Proc> {
-    let f = stat_fields(stat)?;
-    let num = |i: usize| f.get(i)?.parse::<u64>().ok();
-    Some(Proc {
-        pid,
-        ppid: num(1)? as u32,
-        pgrp: num(2)? as u32,
-        zombie: f.first() == Some(&"Z"),
-        // proc(5) fields 14-17: utime, stime, cutime, cstime.
-        ticks: num(11)? + num(12)? + num(13)? + num(14)?,
-    })
-}
-
-fn processes() -> Vec<Proc> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| parse_stat(pid, &fs::read_to_string(format!("/proc/{pid}/stat")).ok()?))
-        .collect()
-}
-
-/// `root` and all its descendants.
-fn tree(all: &[Proc], root: u32) -> Vec<&Proc> {
-    let mut out: Vec<&Proc> = all.iter().filter(|p| p.pid == root).collect();
-    let mut i = 0;
-    while i < out.len() {
-        let parent = out[i].pid;
-        out.extend(all.iter().filter(|p| p.ppid == parent));
-        i += 1;
-    }
-    out
-}
-
-/// CPU ticks of `root`'s process tree: each process's own time plus that
-/// of the children it has reaped, so that a daemon that exited and was
-/// waited for still counts (in its parent).
-fn tree_cpu_ticks(root: u32) -> u64 {
-    tree(&processes(), root).iter().map(|p| p.ticks).sum()
-}
-
-fn group_processes(pgid: u32) -> Vec<u32> {
-    processes()
-        .into_iter()
-        .filter(|p| p.pgrp == pgid && !p.zombie)
-        .map(|p| p.pid)
-        .collect()
 }
 
 struct Memory {
@@ -916,18 +733,6 @@ fn describe(case: Case, s: &Sample) -> String {
         s.pss_kib as f64 / 1024.0,
         s.processes
     )
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
 }
 
 /// The medians of one server in one case.
@@ -1034,39 +839,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stat_with_spaces_and_parentheses_in_the_name() {
-        let stat = "4242 (a (b) c) S 17 4242 4242 0 -1 4194560 100 0 0 0 7 3 11 13 20 0 1 0 5 0 0";
-        let p = parse_stat(4242, stat).unwrap();
-        assert_eq!(
-            p,
-            Proc {
-                pid: 4242,
-                ppid: 17,
-                pgrp: 4242,
-                zombie: false,
-                ticks: 7 + 3 + 11 + 13,
-            }
-        );
-        let zombie = "9 (smtpd) Z 1 4242 4242 0 -1 0 0 0 0 0 1 1 0 0";
-        assert!(parse_stat(9, zombie).unwrap().zombie);
-    }
-
-    #[test]
-    fn a_tree_is_the_root_and_every_descendant() {
-        let p = |pid, ppid| Proc {
-            pid,
-            ppid,
-            pgrp: 0,
-            zombie: false,
-            ticks: u64::from(pid),
-        };
-        let all = [p(1, 0), p(10, 1), p(11, 10), p(12, 11), p(20, 1), p(13, 10)];
-        let mut pids: Vec<u32> = tree(&all, 10).iter().map(|p| p.pid).collect();
-        pids.sort();
-        assert_eq!(pids, [10, 11, 12, 13]);
-    }
-
-    #[test]
     fn the_report_gives_medians_and_both_ratios() {
         let case = Case {
             sessions: 20,
@@ -1101,13 +873,6 @@ mod tests {
     }
 
     #[test]
-    fn medians_of_odd_and_even_counts() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert!(median(Vec::new()).is_nan());
-    }
-
-    #[test]
     fn deliveries_counted_from_the_log() {
         let log = "2026-11-22T15:38:12Z  INFO server ready hostname=\"bench.test\"\n\
                    2026-11-22T15:38:12Z  INFO delivery pass entries=20 delivered=20 failed=0\n\
@@ -1122,20 +887,5 @@ mod tests {
             "{\n  \"address\": \"user@bench.test\",\n  \"used_bytes\": 123456,\n  \"x\": 1\n}";
         assert_eq!(json_number(text, "used_bytes"), Some(123456));
         assert_eq!(json_number(text, "quota"), None);
-    }
-
-    #[test]
-    fn this_process_is_in_its_own_tree_with_some_cpu() {
-        let me = std::process::id();
-        let all = processes();
-        assert!(tree(&all, me).iter().any(|p| p.pid == me));
-        // Burn a little CPU so the counter moves past one tick.
-        let start = Instant::now();
-        let mut x = 0u64;
-        while start.elapsed() < Duration::from_millis(50) {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-        }
-        assert_ne!(x, 1);
-        assert!(tree_cpu_ticks(me) > 0);
     }
 }

@@ -10,7 +10,9 @@
 //! cargo xtask deps [--apt]       the external programs the tests need
 //! ```
 
+mod bench_pop3;
 mod bench_smtp;
+mod bench_util;
 mod mime_corpus;
 mod mime_goldens;
 mod tools;
@@ -239,9 +241,11 @@ fn bin_names(manifest: &str) -> Vec<String> {
     names
 }
 
-/// The benchmark that is a driver here rather than a cargo bench:
-/// `smtp-source` against the `ironpost` binary and against Postfix.
+/// The benchmarks that are drivers here rather than cargo benches:
+/// `smtp-source` against the `ironpost` binary and against Postfix, and
+/// our POP3 client's RETRs from the `ironpost` binary and from Dovecot.
 const SMTP_BENCH: &str = "smtp";
+const POP3_BENCH: &str = "pop3";
 
 /// Benchmarks: name, package, bench target.
 const BENCHES: &[(&str, &str, &str)] = &[
@@ -255,7 +259,7 @@ fn bench(args: &[String]) -> Result {
         BENCHES
             .iter()
             .map(|(name, _, _)| *name)
-            .chain([SMTP_BENCH])
+            .chain([SMTP_BENCH, POP3_BENCH])
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -265,6 +269,7 @@ fn bench(args: &[String]) -> Result {
             return Ok(());
         }
         Some(SMTP_BENCH) => return bench_smtp::run(&args[1..]),
+        Some(POP3_BENCH) => return bench_pop3::run(&args[1..]),
         Some(name) => name,
     };
     let (_, package, target) = BENCHES

@@ -1,0 +1,353 @@
+//! What the server benchmarks (`bench smtp`, `bench pop3`) share: the
+//! release binary and its admin commands, free ports, stopping a server and
+//! its daemons, CPU accounting from `/proc`, medians.
+
+use std::fs;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::{Result, cargo, root, run as run_command};
+
+/// Builds `ironpost` in release and returns the binary's path.
+pub(crate) fn build_release() -> Result<PathBuf> {
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--package",
+        "ironpost",
+        "--bin",
+        "ironpost",
+    ]);
+    run_command(build)?;
+    Ok(release_binary())
+}
+
+/// The release binary `cargo build --release` makes.
+fn release_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { root().join(t) })
+        .unwrap_or_else(|| root().join("target"));
+    target.join("release/ironpost")
+}
+
+/// Runs `ironpost --config CONFIG args` with `input` on standard input;
+/// returns its standard output.
+pub(crate) fn ironpost_admin(
+    ironpost: &Path,
+    config: &Path,
+    args: &[&str],
+    input: &[u8],
+) -> Result<String> {
+    let mut child = Command::new(ironpost)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", ironpost.display()))?;
+    // A command that does not read its input may exit before it is written.
+    let _ = child.stdin.take().expect("piped").write_all(input);
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "ironpost {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub(crate) fn free_port() -> Result<u16> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free loopback port: {e}"))
+}
+
+/// Stops the server in `child` (if it still runs): SIGTERM, then waits
+/// (30 s at most) for it and (10 s at most) for every other process of its
+/// process group, the daemons of a master process. What outlives that is
+/// killed and reported as an error.
+pub(crate) fn stop(child: &mut Option<Child>, name: &str) -> Result {
+    let Some(mut child) = child.take() else {
+        return Ok(());
+    };
+    let pid = child.id();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut result = Ok(());
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                result = Err(format!("{name} did not stop on SIGTERM within 30 s"));
+                break;
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = group_processes(pid);
+        if left.is_empty() {
+            return result;
+        }
+        if Instant::now() > deadline {
+            for member in &left {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &member.to_string()])
+                    .status();
+            }
+            return Err(format!("processes {left:?} of {name} outlived it"));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Clock ticks per second, the unit of the CPU times in `/proc/PID/stat`.
+pub(crate) fn clock_ticks() -> Result<u64> {
+    let out = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .map_err(|e| format!("cannot run getconf: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| "getconf CLK_TCK did not print a number".to_string())
+}
+
+pub(crate) fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+/// The user and group ids of `user`, from `/etc/passwd`.
+pub(crate) fn user_ids(user: &str) -> Option<(u32, u32)> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() > 3 && fields[0] == user)
+            .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
+            .flatten()
+    })
+}
+
+/// The fields of `/proc/PID/stat` after the command name (which may hold
+/// spaces and parentheses): index 0 is the state (field 3 of proc(5)).
+fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().collect())
+}
+
+/// One process as the CPU and memory accounting needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Proc {
+    pub(crate) pid: u32,
+    pub(crate) ppid: u32,
+    pub(crate) pgrp: u32,
+    pub(crate) zombie: bool,
+    /// utime + stime + cutime + cstime, in clock ticks.
+    pub(crate) ticks: u64,
+    /// cutime + cstime alone: the children it has waited for.
+    pub(crate) child_ticks: u64,
+}
+
+fn parse_stat(pid: u32, stat: &str) -> Option<Proc> {
+    let f = stat_fields(stat)?;
+    let num = |i: usize| f.get(i)?.parse::<u64>().ok();
+    Some(Proc {
+        pid,
+        ppid: num(1)? as u32,
+        pgrp: num(2)? as u32,
+        zombie: f.first() == Some(&"Z"),
+        // proc(5) fields 14-17: utime, stime, cutime, cstime.
+        ticks: num(11)? + num(12)? + num(13)? + num(14)?,
+        child_ticks: num(13)? + num(14)?,
+    })
+}
+
+/// Every process of the machine.
+pub(crate) fn processes() -> Vec<Proc> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| parse_stat(pid, &fs::read_to_string(format!("/proc/{pid}/stat")).ok()?))
+        .collect()
+}
+
+/// `root` and all its descendants.
+pub(crate) fn tree(all: &[Proc], root: u32) -> Vec<&Proc> {
+    let mut out: Vec<&Proc> = all.iter().filter(|p| p.pid == root).collect();
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i].pid;
+        out.extend(all.iter().filter(|p| p.ppid == parent));
+        i += 1;
+    }
+    out
+}
+
+/// CPU ticks of `root`'s process tree: each process's own time plus that
+/// of the children it has reaped, so that a daemon that exited and was
+/// waited for still counts (in its parent).
+pub(crate) fn tree_cpu_ticks(root: u32) -> u64 {
+    tree(&processes(), root).iter().map(|p| p.ticks).sum()
+}
+
+/// CPU time of `root`'s process tree, as precise as the kernel tells it:
+/// each live thread's time on a CPU in nanoseconds (the first field of
+/// `/proc/PID/task/TID/schedstat`) plus the time of the children each
+/// process has waited for (cutime + cstime, in clock ticks). A thread that
+/// ends between two samples is missed, so this suits phases in which the
+/// server starts and ends no threads or processes. `ticks` is clock ticks
+/// per second. Where schedstat is not there, this is [`tree_cpu_ticks`]
+/// in seconds, whose truncation to ticks can be off by 10 ms per process.
+pub(crate) fn tree_cpu(root: u32, ticks: u64) -> Duration {
+    let all = processes();
+    tree(&all, root).iter().map(|p| process_cpu(p, ticks)).sum()
+}
+
+/// [`tree_cpu`] for one process and the children it has waited for.
+pub(crate) fn process_cpu(p: &Proc, ticks: u64) -> Duration {
+    let tick = |n: u64| Duration::from_nanos(n * 1_000_000_000 / ticks.max(1));
+    let threads = || -> Option<u64> {
+        let mut sum = 0;
+        for task in fs::read_dir(format!("/proc/{}/task", p.pid)).ok()? {
+            let path = task.ok()?.path().join("schedstat");
+            let text = fs::read_to_string(path).ok()?;
+            sum += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+        Some(sum)
+    };
+    match threads() {
+        Some(ns) => Duration::from_nanos(ns) + tick(p.child_ticks),
+        None => tick(p.ticks),
+    }
+}
+
+fn group_processes(pgid: u32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.pgrp == pgid && !p.zombie)
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// The median; NaN for no values.
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_and_parentheses_in_the_name() {
+        let stat = "4242 (a (b) c) S 17 4242 4242 0 -1 4194560 100 0 0 0 7 3 11 13 20 0 1 0 5 0 0";
+        let p = parse_stat(4242, stat).unwrap();
+        assert_eq!(
+            p,
+            Proc {
+                pid: 4242,
+                ppid: 17,
+                pgrp: 4242,
+                zombie: false,
+                ticks: 7 + 3 + 11 + 13,
+                child_ticks: 11 + 13,
+            }
+        );
+        let zombie = "9 (smtpd) Z 1 4242 4242 0 -1 0 0 0 0 0 1 1 0 0";
+        assert!(parse_stat(9, zombie).unwrap().zombie);
+    }
+
+    #[test]
+    fn a_tree_is_the_root_and_every_descendant() {
+        let p = |pid, ppid| Proc {
+            pid,
+            ppid,
+            pgrp: 0,
+            zombie: false,
+            ticks: u64::from(pid),
+            child_ticks: 0,
+        };
+        let all = [p(1, 0), p(10, 1), p(11, 10), p(12, 11), p(20, 1), p(13, 10)];
+        let mut pids: Vec<u32> = tree(&all, 10).iter().map(|p| p.pid).collect();
+        pids.sort();
+        assert_eq!(pids, [10, 11, 12, 13]);
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(Vec::new()).is_nan());
+    }
+
+    #[test]
+    fn this_process_is_in_its_own_tree_with_some_cpu() {
+        let me = std::process::id();
+        let all = processes();
+        assert!(tree(&all, me).iter().any(|p| p.pid == me));
+        // Burn a little CPU so the counter moves past one tick.
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(50) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        assert_ne!(x, 1);
+        assert!(tree_cpu_ticks(me) > 0);
+        let ticks = clock_ticks().unwrap();
+        let before = tree_cpu(me, ticks);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(100) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        assert_ne!(x, 1);
+        let used = tree_cpu(me, ticks) - before;
+        // At least most of the 100 ms of spinning (other test threads of
+        // this process count too, so there is no upper bound to check).
+        assert!(used >= Duration::from_millis(50), "{used:?}");
+    }
+
+    #[test]
+    fn stopping_a_child_with_sigterm() {
+        let child = Command::new("sleep").arg("60").spawn().unwrap();
+        let pid = child.id();
+        let mut slot = Some(child);
+        assert_eq!(stop(&mut slot, "sleep"), Ok(()));
+        assert!(slot.is_none());
+        assert!(!processes().iter().any(|p| p.pid == pid && !p.zombie));
+        // Stopping what is already stopped is nothing.
+        assert_eq!(stop(&mut slot, "sleep"), Ok(()));
+    }
+}
