@@ -13,7 +13,7 @@
 //! - DELE takes effect only at QUIT (the UPDATE state); a connection that
 //!   drops deletes nothing. The lock is released however the session ends.
 
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -273,12 +273,22 @@ impl Host<'_> {
         };
         let uid = maildrop.uids.get(req.message as usize - 1).copied();
         let (store, mailbox) = (self.store.clone(), maildrop.mailbox);
-        let opened = match uid {
-            Some(uid) => blocking(move || store.open_message(mailbox, uid)).await,
+        // The open and the first chunk (for most messages, all of it) in
+        // one trip to the blocking pool.
+        let first = match uid {
+            Some(uid) => {
+                blocking(move || {
+                    let reader = store
+                        .open_message(mailbox, uid)
+                        .map_err(|e| e.to_string())?;
+                    read_chunk(reader).map_err(|e| e.to_string())
+                })
+                .await
+            }
             None => None,
         };
-        let mut reader = match opened {
-            Some(Ok(reader)) => reader,
+        let (mut reader, mut chunk, mut done) = match first {
+            Some(Ok(read)) => read,
             other => {
                 if let Some(Err(e)) = other {
                     warn!(session = %self.id, message = req.message, error = %e, "cannot read a message");
@@ -296,26 +306,28 @@ impl Host<'_> {
                 session.poll_transmit(&mut out);
                 conn.write_all(&out).await.map_err(|_| "write error")?;
             }
-            let read = blocking(move || read_chunk(reader)).await;
-            let (back, chunk) = match read {
-                Some(Ok(pair)) => pair,
+            if !chunk.is_empty() {
+                match session.send_message_chunk(&req, &chunk) {
+                    Ok(MessageProgress::WantsMore) => {}
+                    Ok(_) => break,
+                    Err(misuse) => {
+                        warn!(session = %self.id, error = %misuse, "POP3 driver error");
+                        return Err("driver error");
+                    }
+                }
+            }
+            if done {
+                break;
+            }
+            match blocking(move || read_chunk(reader)).await {
+                Some(Ok(next)) => (reader, chunk, done) = next,
                 _ => {
+                    // Part of the message is sent already: the session
+                    // closes the connection rather than end it falsely.
                     let refusal =
                         Refusal::new("Cannot read the message").with_code(ResponseCode::SYS_TEMP);
                     let _ = session.fail_message(req, refusal);
                     return Ok(());
-                }
-            };
-            reader = back;
-            if chunk.is_empty() {
-                break;
-            }
-            match session.send_message_chunk(&req, &chunk) {
-                Ok(MessageProgress::WantsMore) => {}
-                Ok(_) => break,
-                Err(misuse) => {
-                    warn!(session = %self.id, error = %misuse, "POP3 driver error");
-                    return Err("driver error");
                 }
             }
         }
@@ -419,16 +431,15 @@ fn open_maildrop(
     ))
 }
 
-/// Reads the next chunk of a message; empty at the end.
-fn read_chunk(mut reader: MessageReader) -> std::io::Result<(MessageReader, Vec<u8>)> {
-    let mut chunk = vec![0; CHUNK];
-    let mut filled = 0;
-    while filled < CHUNK {
-        match reader.read(&mut chunk[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    chunk.truncate(filled);
-    Ok((reader, chunk))
+/// Reads the next chunk of a message (at most [`CHUNK`] octets, into a
+/// buffer of the size needed); the flag says whether the message is read
+/// to its end.
+fn read_chunk(mut reader: MessageReader) -> std::io::Result<(MessageReader, Vec<u8>, bool)> {
+    let at = reader.stream_position()?;
+    let left = reader.size().saturating_sub(at);
+    let want = left.min(CHUNK as u64);
+    let mut chunk = Vec::with_capacity(want as usize);
+    (&mut reader).take(want).read_to_end(&mut chunk)?;
+    let done = chunk.len() as u64 >= left || chunk.is_empty();
+    Ok((reader, chunk, done))
 }
