@@ -49,8 +49,8 @@ use std::time::{Duration, Instant};
 
 use crate::Result;
 use crate::bench_util::{
-    build_release, clock_ticks, free_port, ironpost_admin, is_root, median, process_cpu, processes,
-    stop, tree_cpu, user_ids,
+    build_release, clock_ticks, free_port, ironpost_admin, is_root, log_tail, median, process_cpu,
+    processes, stop, tree_cpu, user_ids, wait_ready,
 };
 
 const DOMAIN: &str = "bench.test";
@@ -253,7 +253,7 @@ fn bench(env: &BenchEnv, kinds: &[Kind], runs: usize) -> Result<Vec<Series>> {
                     format!(
                         "{} with {clients} client(s), run {run}: {e}\n{}",
                         kind.name(),
-                        server.log_tail()
+                        log_tail(&server.log)
                     )
                 })?;
                 eprintln!(
@@ -416,36 +416,12 @@ impl Server {
         self.child.as_ref().map_or(0, Child::id)
     }
 
-    fn log_tail(&self) -> String {
-        let log = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
     /// Waits (30 s at most) until the POP3 port greets with `+OK`.
     fn wait_ready(&mut self) -> Result {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if pop3_greets(self.pop3) {
-                return Ok(());
-            }
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                self.child = None;
-                return Err(format!(
-                    "{} exited ({status}) before it was ready:\n{}",
-                    self.kind.name(),
-                    self.log_tail()
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "{} not ready after 30 s:\n{}",
-                    self.kind.name(),
-                    self.log_tail()
-                ));
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        let port = self.pop3;
+        wait_ready(&mut self.child, self.kind.name(), &self.log, || {
+            pop3_greets(port)
+        })
     }
 
     fn stop(&mut self) -> Result {
@@ -498,7 +474,7 @@ fn prepare_ironpost(env: &BenchEnv, dir: &Path) -> Result {
     let mut server = Server::ironpost(env, dir)?;
     let config = dir.join("ironpost.toml");
     smtp_deliver(server.smtp, &env.messages)
-        .map_err(|e| format!("delivering: {e}\n{}", server.log_tail()))?;
+        .map_err(|e| format!("delivering: {e}\n{}", log_tail(&server.log)))?;
     let deadline = Instant::now() + DELIVERY_LIMIT;
     loop {
         // Each question starts a process that opens the store; twice a
@@ -510,7 +486,7 @@ fn prepare_ironpost(env: &BenchEnv, dir: &Path) -> Result {
         if Instant::now() > deadline {
             return Err(format!(
                 "not everything delivered after {DELIVERY_LIMIT:?}:\n{}",
-                server.log_tail()
+                log_tail(&server.log)
             ));
         }
         thread::sleep(Duration::from_millis(500));

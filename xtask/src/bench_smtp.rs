@@ -33,8 +33,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::bench_util::{
-    Proc, build_release, clock_ticks, free_port, ironpost_admin, is_root, median, processes, stop,
-    tree, tree_cpu_ticks, user_ids,
+    Proc, build_release, clock_ticks, free_port, ironpost_admin, is_root, log_tail, median,
+    processes, stop, tree, tree_cpu_ticks, user_ids, wait_ready,
 };
 use crate::{Result, tools};
 
@@ -395,43 +395,27 @@ impl Server {
         self.child.as_ref().map_or(0, Child::id)
     }
 
-    fn log(&self) -> String {
-        let name = match self.kind {
+    fn log_path(&self) -> PathBuf {
+        self.dir.join(match self.kind {
             Kind::Ironpost => "server.log",
             Kind::Postfix => "maillog",
-        };
-        fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+        })
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     fn log_tail(&self) -> String {
-        let log = self.log();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        log_tail(&self.log_path())
     }
 
     fn wait_ready(&mut self, ready: impl Fn(&Server) -> bool) -> Result {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if ready(self) {
-                return Ok(());
-            }
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                self.child = None;
-                return Err(format!(
-                    "{} exited ({status}) before it was ready:\n{}",
-                    self.kind.name(),
-                    self.log_tail()
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "{} not ready after 30 s:\n{}",
-                    self.kind.name(),
-                    self.log_tail()
-                ));
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        let log = self.log_path();
+        let mut child = self.child.take();
+        let waited = wait_ready(&mut child, self.kind.name(), &log, || ready(self));
+        self.child = child;
+        waited
     }
 
     /// Waits until the queue is empty (and, for Postfix, every message is

@@ -118,6 +118,40 @@ pub(crate) fn stop(child: &mut Option<Child>, name: &str) -> Result {
     }
 }
 
+/// The last 30 lines of a server's log, for error messages.
+pub(crate) fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// Waits (30 s at most) until `ready()` says the server `child` serves;
+/// fails with the tail of its `log` if it exits first or never gets ready.
+pub(crate) fn wait_ready(
+    child: &mut Option<Child>,
+    name: &str,
+    log: &Path,
+    ready: impl Fn() -> bool,
+) -> Result {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if ready() {
+            return Ok(());
+        }
+        if let Some(Ok(Some(status))) = child.as_mut().map(Child::try_wait) {
+            *child = None;
+            return Err(format!(
+                "{name} exited ({status}) before it was ready:\n{}",
+                log_tail(log)
+            ));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("{name} not ready after 30 s:\n{}", log_tail(log)));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Clock ticks per second, the unit of the CPU times in `/proc/PID/stat`.
 pub(crate) fn clock_ticks() -> Result<u64> {
     let out = Command::new("getconf")

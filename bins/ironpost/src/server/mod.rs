@@ -269,12 +269,26 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The TLS handshake of an implicit-TLS listener, before the protocol
-/// starts; nothing to do on other listeners.
-pub(crate) async fn handshake(
+/// The start of every session: its id, and the TLS handshake on an
+/// implicit-TLS listener. `None` (logged) when the handshake fails.
+pub(crate) async fn begin(
+    ids: &SessionIds,
     listener: &ListenerContext,
     conn: &mut Connection,
-) -> Result<(), &'static str> {
+) -> Option<String> {
+    let id = ids.next();
+    match handshake(listener, conn).await {
+        Ok(()) => Some(id),
+        Err(why) => {
+            info!(session = %id, client = %conn.peer().ip(), listener = %listener.name, "{why}");
+            None
+        }
+    }
+}
+
+/// The TLS handshake of an implicit-TLS listener, before the protocol
+/// starts; nothing to do on other listeners.
+async fn handshake(listener: &ListenerContext, conn: &mut Connection) -> Result<(), &'static str> {
     if listener.mode == TlsMode::ImplicitTls {
         start_tls(listener, conn).await
     } else {

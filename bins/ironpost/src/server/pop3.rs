@@ -28,7 +28,7 @@ use tracing::{info, warn};
 
 use super::conn::Connection;
 use super::listen::ListenerContext;
-use super::{SessionIds, blocking, handshake};
+use super::{SessionIds, begin, blocking};
 use crate::config::{Config, TlsMode};
 
 /// Bytes of a message read from the store at a time.
@@ -61,7 +61,7 @@ impl Pop3Service {
 }
 
 /// The maildrop of a logged-in session.
-struct Drop {
+struct OpenMaildrop {
     account: AccountId,
     address: String,
     mailbox: MailboxId,
@@ -77,12 +77,10 @@ pub(crate) async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let started = Instant::now();
-    let id = service.ids.next();
     let peer = conn.peer();
-    if let Err(why) = handshake(&listener, &mut conn).await {
-        info!(session = %id, client = %peer.ip(), listener = %listener.name, "{why}");
+    let Some(id) = begin(&service.ids, &listener, &mut conn).await else {
         return;
-    }
+    };
     let mut session = ServerSession::new(service.session_config(&listener), Instant::now());
     let mut host = Host {
         store: &service.store,
@@ -185,7 +183,7 @@ struct Host<'a> {
     store: &'a Store,
     id: String,
     peer: SocketAddr,
-    maildrop: Option<Drop>,
+    maildrop: Option<OpenMaildrop>,
     retrieved: u32,
     deleted: u32,
     start_tls: bool,
@@ -384,7 +382,7 @@ fn open_maildrop(
     username: &str,
     password: &str,
     holder: &str,
-) -> Result<(Drop, Maildrop), Refused> {
+) -> Result<(OpenMaildrop, Maildrop), Refused> {
     let account = match store.authenticate(username, password) {
         Ok(account) => account,
         Err(AuthError::Store(e)) => return Err(Refused::Store(e)),
@@ -421,7 +419,7 @@ fn open_maildrop(
         }
     }
     Ok((
-        Drop {
+        OpenMaildrop {
             account: account.id,
             address: account.address,
             mailbox: inbox.id,

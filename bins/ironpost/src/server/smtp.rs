@@ -31,7 +31,7 @@ use tracing::{info, warn};
 use super::conn::Connection;
 use super::listen::ListenerContext;
 use super::spool::{Spool, Spooled};
-use super::{SessionIds, blocking, handshake, sleep_until, start_tls};
+use super::{SessionIds, begin, blocking, sleep_until, start_tls};
 use crate::config::{BareLf, Config, TlsMode};
 
 /// What every SMTP session of the server shares.
@@ -92,12 +92,10 @@ pub(crate) async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let started = Instant::now();
-    let id = service.ids.next();
     let peer = conn.peer();
-    if let Err(why) = handshake(&listener, &mut conn).await {
-        info!(session = %id, client = %peer.ip(), listener = %listener.name, "{why}");
+    let Some(id) = begin(&service.ids, &listener, &mut conn).await else {
         return;
-    }
+    };
     let mut session = ServerSession::new(service.session_config(&listener), Instant::now());
     let mut host = Host {
         service: &service,
