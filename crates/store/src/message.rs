@@ -525,6 +525,45 @@ impl Store {
         })
     }
 
+    /// The messages of a mailbox whose UID falls in any of the inclusive
+    /// ranges `uids`, in UID order, read in one snapshot (IMAP `UID FETCH`
+    /// and friends after `SequenceSet::to_ranges`).
+    ///
+    /// The ranges are expected sorted and non-overlapping, as that call
+    /// gives them; nothing else is assumed. A range whose start is above its
+    /// end is read the other way round (IMAP's `5:3` is `3:5`), ranges may
+    /// reach past UIDNEXT or up to `u32::MAX` (one query each, whatever its
+    /// width), and ranges that are out of order or overlap still give each
+    /// message once, in UID order, at the cost of a sort. A missing mailbox
+    /// is [`Error::NoSuchMailbox`], as for [`Store::messages`].
+    pub fn messages_in(&self, mailbox: MailboxId, uids: &[(u32, u32)]) -> Result<Vec<Message>> {
+        self.read(|c| {
+            let tx = c.unchecked_transaction().db()?;
+            load_mailbox(&tx, mailbox)?;
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages
+                     WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 ORDER BY uid"
+                ))
+                .db()?;
+            let mut out = Vec::new();
+            for &(a, b) in uids {
+                let (low, high) = (a.min(b), a.max(b));
+                let rows = stmt
+                    .query_map(params![mailbox.0, low, high], row_to_message)
+                    .db()?;
+                for row in rows {
+                    out.push(finish(row.db()?)?);
+                }
+            }
+            if !out.windows(2).all(|w| w[0].uid < w[1].uid) {
+                out.sort_by_key(|m| m.uid);
+                out.dedup_by_key(|m| m.uid);
+            }
+            Ok(out)
+        })
+    }
+
     /// One message.
     pub fn message(&self, mailbox: MailboxId, uid: u32) -> Result<Message> {
         self.read(|c| get_message(c, mailbox, uid))?

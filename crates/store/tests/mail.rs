@@ -190,6 +190,59 @@ fn append_flags_expunge_and_the_feed() {
 }
 
 #[test]
+fn messages_in_reads_uid_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path());
+    let a = common::account(&store, "a@example.com");
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().id;
+    for i in 1..=10u32 {
+        store
+            .append(inbox, format!("message {i}").as_bytes(), Flags::new(), None)
+            .unwrap();
+    }
+    store
+        .store_flags(inbox, &[3, 8], FlagOp::Add, flags(&[Flag::Deleted]), None)
+        .unwrap();
+    store.expunge(inbox, None).unwrap();
+    let uids = |ranges: &[(u32, u32)]| -> Vec<u32> {
+        store
+            .messages_in(inbox, ranges)
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect()
+    };
+
+    assert_eq!(uids(&[(2, 4), (7, 7), (9, u32::MAX)]), [2, 4, 7, 9, 10]);
+    assert_eq!(uids(&[(1, u32::MAX)]), [1, 2, 4, 5, 6, 7, 9, 10]);
+    assert_eq!(
+        uids(&[(3, 3), (8, 8), (11, 20)]),
+        [0u32; 0],
+        "expunged, past UIDNEXT"
+    );
+    assert_eq!(uids(&[]), [0u32; 0]);
+    assert_eq!(uids(&[(6, 4)]), [4, 5, 6], "5:3 is 3:5");
+    assert_eq!(
+        uids(&[(9, 10), (1, 2), (2, 5)]),
+        [1, 2, 4, 5, 9, 10],
+        "out of order and overlapping: still once each, in UID order"
+    );
+
+    // The rows are the ones `messages` and `message` give.
+    let all = store.messages(inbox).unwrap();
+    let some = store.messages_in(inbox, &[(5, 6)]).unwrap();
+    assert_eq!(some, all[3..5]);
+    assert_eq!(some[0], store.message(inbox, 5).unwrap());
+
+    let gone = ironpost_store::MailboxId(inbox.0 + 1000);
+    assert!(matches!(
+        store.messages_in(gone, &[(1, 5)]),
+        Err(Error::NoSuchMailbox(id)) if id == gone
+    ));
+    assert!(matches!(store.messages(gone), Err(Error::NoSuchMailbox(_))));
+}
+
+#[test]
 fn feed_wakes_a_waiting_subscriber() {
     let dir = tempfile::tempdir().unwrap();
     let store = common::open(dir.path());
