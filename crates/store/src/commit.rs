@@ -11,9 +11,10 @@
 //! 2. publishes the batch's changes to the feed, in order;
 //! 3. answers every caller.
 //!
-//! Bodies a job references are durable before the job is queued: the
-//! calling thread wrote, fsynced and renamed the blob and fsynced its
-//! directory (see `blob.rs`).
+//! Bodies a job references are durable before the job is queued (the
+//! calling thread's group sync made the file's bytes and name durable, see
+//! `blob.rs`), or are small bodies the job itself writes into their `blobs`
+//! row, durable with the same commit as the rows that reference them.
 //!
 //! While one batch commits, new jobs queue up and form the next batch: the
 //! more concurrent writers, the more jobs share each `fsync`. A single writer
@@ -41,6 +42,7 @@ pub(crate) struct WriteCtx<'a> {
     pub(crate) conn: &'a Connection,
     changes: Vec<(MailboxId, Change)>,
     messages: usize,
+    inline_bodies: usize,
 }
 
 impl WriteCtx<'_> {
@@ -52,6 +54,11 @@ impl WriteCtx<'_> {
     /// Counts message rows written (for [`crate::Stats`]).
     pub(crate) fn count_messages(&mut self, n: usize) {
         self.messages += n;
+    }
+
+    /// Counts a body stored in its `blobs` row (for [`crate::Stats`]).
+    pub(crate) fn count_inline_body(&mut self) {
+        self.inline_bodies += 1;
     }
 }
 
@@ -196,6 +203,7 @@ fn commit_batch(
     conn.execute_batch("BEGIN IMMEDIATE").db()?;
     let mut changes = Vec::new();
     let mut messages = 0;
+    let mut inline_bodies = 0;
     let ran = (|| {
         for job in batch.iter_mut() {
             conn.execute_batch("SAVEPOINT job").db()?;
@@ -203,11 +211,13 @@ fn commit_batch(
                 conn,
                 changes: Vec::new(),
                 messages: 0,
+                inline_bodies: 0,
             };
             if job.run(&mut ctx) {
                 conn.execute_batch("RELEASE job").db()?;
                 changes.append(&mut ctx.changes);
                 messages += ctx.messages;
+                inline_bodies += ctx.inline_bodies;
             } else {
                 conn.execute_batch("ROLLBACK TO job; RELEASE job").db()?;
             }
@@ -220,5 +230,6 @@ fn commit_batch(
     }
     counters.commit(batch.len());
     counters.messages(messages);
+    counters.inline_bodies(inline_bodies);
     Ok(changes)
 }

@@ -1,7 +1,8 @@
 //! The durable state of the Ironpost mail server: domains, accounts, aliases,
 //! distribution lists, groups, mailboxes and messages, in SQLite (through
 //! rusqlite and r2d2) with message bodies as immutable, content-addressed
-//! blob files.
+//! blobs: files, or for small bodies rows of the database written with the
+//! message that references them.
 //!
 //! The store is a synchronous library: every call blocks until its answer is
 //! known (and, for a write, durable). The async server calls it from blocking

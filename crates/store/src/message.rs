@@ -11,6 +11,12 @@
 //! restarts, because it is a column, not `max(uid) + 1`). Quota usage and blob
 //! reference counts are kept by triggers on the message rows, so they are
 //! exact whatever happens; quota is checked before a row is added.
+//!
+//! A new body up to [`crate::StoreConfig::inline_body_max`] is kept in its
+//! `blobs` row, inserted by the same write job as the message rows, so it is
+//! durable with their commit; a larger one is a file made durable before the
+//! job is queued. Either way the blob is content-addressed: bytes stored
+//! already, inline or as a file, are referenced, not stored again.
 
 use std::io::{Cursor, Read};
 
@@ -271,7 +277,7 @@ pub(crate) fn check_room(conn: &Connection, l: &Limits, needed: u64, largest: u6
 
 /// Makes sure the blob row exists, and the file too (garbage collection runs
 /// on the committer thread, so the file cannot vanish between this check and
-/// the commit).
+/// the commit). A row that keeps the same bytes inline serves as it is.
 pub(crate) fn ensure_blob(
     conn: &Connection,
     blobs: &BlobStore,
@@ -288,6 +294,90 @@ pub(crate) fn ensure_blob(
     .execute(params![&id.0[..], size as i64])
     .db()?;
     Ok(())
+}
+
+/// Whether the blob row of `id` keeps its bytes inline: `None` when there is
+/// no row.
+fn inline_row(conn: &Connection, id: &BlobId) -> Result<Option<bool>> {
+    conn.prepare_cached("SELECT data IS NOT NULL FROM blobs WHERE hash = ?1")
+        .db()?
+        .query_row([&id.0[..]], |r| r.get(0))
+        .optional()
+        .db()
+}
+
+/// Whether a body is stored: in its `blobs` row, or as a file.
+pub(crate) fn body_exists(conn: &Connection, blobs: &BlobStore, id: &BlobId) -> Result<bool> {
+    Ok(inline_row(conn, id)? == Some(true) || blobs.path(id).is_file())
+}
+
+/// Makes sure a body kept in the database has its blob row, `body` being
+/// its bytes and `id` their hash (the caller computed it from them). When
+/// the same content is stored already, inline or as a file, that row serves
+/// and nothing is stored twice; a row whose file has gone missing takes the
+/// bytes, which are at hand. Returns whether the bytes were stored.
+pub(crate) fn ensure_inline_blob(
+    conn: &Connection,
+    blobs: &BlobStore,
+    id: &BlobId,
+    body: &[u8],
+) -> Result<bool> {
+    match inline_row(conn, id)? {
+        Some(true) => Ok(false),
+        Some(false) if blobs.path(id).is_file() => Ok(false),
+        Some(false) => {
+            conn.prepare_cached("UPDATE blobs SET data = ?2 WHERE hash = ?1")
+                .db()?
+                .execute(params![&id.0[..], body])
+                .db()?;
+            Ok(true)
+        }
+        None => {
+            conn.prepare_cached("INSERT INTO blobs(hash, size, refs, data) VALUES (?1, ?2, 0, ?3)")
+                .db()?
+                .execute(params![&id.0[..], body.len() as i64, body])
+                .db()?;
+            Ok(true)
+        }
+    }
+}
+
+/// A body on its way to the write job that references it.
+enum NewBody {
+    /// In its file, durable already ([`BlobStore::write_durable`]), of this size.
+    File(BlobId, u64),
+    /// Bytes to keep in the body's `blobs` row, written by the job's own
+    /// transaction; the id is their hash.
+    Inline(BlobId, Vec<u8>),
+}
+
+impl NewBody {
+    /// Bytes in memory: inline up to `max`, else written to a file.
+    fn from_bytes(blobs: &BlobStore, body: &[u8], max: usize) -> Result<NewBody> {
+        if body.len() <= max {
+            Ok(NewBody::Inline(BlobId::of(body), body.to_vec()))
+        } else {
+            let (id, size) = blobs.write_durable(body)?;
+            Ok(NewBody::File(id, size))
+        }
+    }
+
+    /// A stream: up to `max + 1` bytes are read into memory; a body that
+    /// ends within `max` is kept inline, a longer one streams on into a file
+    /// (the bytes read so far, then the rest).
+    fn from_reader(blobs: &BlobStore, mut body: impl Read, max: usize) -> Result<NewBody> {
+        let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+        let mut head = Vec::with_capacity(max.min(16 * 1024));
+        body.by_ref()
+            .take(limit)
+            .read_to_end(&mut head)
+            .map_err(|e| Error::io("the message body being appended", e))?;
+        if head.len() <= max {
+            return Ok(NewBody::Inline(BlobId::of(&head), head));
+        }
+        let (id, size) = blobs.write_durable(Cursor::new(head).chain(body))?;
+        Ok(NewBody::File(id, size))
+    }
 }
 
 /// Adds one message row with the mailbox's next UID and modseq: `prefix`
@@ -407,7 +497,7 @@ pub(crate) fn transfer(
         uids: Vec::with_capacity(messages.len()),
     };
     for m in &messages {
-        if !blobs.path(&m.blob).is_file() {
+        if !body_exists(ctx.conn, blobs, &m.blob)? {
             return Err(Error::BlobMissing(m.blob));
         }
         let prefix = if m.prefix_len == 0 {
@@ -434,9 +524,11 @@ pub(crate) fn transfer(
 }
 
 impl Store {
-    /// Appends a message (IMAP `APPEND`): the body is written to the blob
-    /// store and made durable, then the row is committed. Returns once both
-    /// are durable.
+    /// Appends a message (IMAP `APPEND`). A body up to
+    /// [`crate::StoreConfig::inline_body_max`] is kept in the database and
+    /// written by the same transaction as the message row; a larger one is
+    /// written to the blob store and made durable first. Returns once body and
+    /// row are durable.
     pub fn append(
         &self,
         mailbox: MailboxId,
@@ -444,10 +536,14 @@ impl Store {
         flags: Flags,
         internal_date: Option<Timestamp>,
     ) -> Result<Appended> {
-        self.append_from(mailbox, body, flags, internal_date)
+        let body = NewBody::from_bytes(self.blobs(), body, self.config().inline_body_max)?;
+        self.append_body(mailbox, body, flags, internal_date)
     }
 
-    /// [`Store::append`] streaming the body from a reader.
+    /// [`Store::append`] streaming the body from a reader. At most
+    /// [`crate::StoreConfig::inline_body_max`] + 1 bytes are held in memory:
+    /// a body that ends within the threshold is kept inline, a longer one
+    /// streams on into a file.
     pub fn append_from(
         &self,
         mailbox: MailboxId,
@@ -455,8 +551,18 @@ impl Store {
         flags: Flags,
         internal_date: Option<Timestamp>,
     ) -> Result<Appended> {
-        let (blob, size) = self.blobs().write_durable(body)?;
-        let mut results = self.deliver_written(blob, size, vec![mailbox], flags, internal_date)?;
+        let body = NewBody::from_reader(self.blobs(), body, self.config().inline_body_max)?;
+        self.append_body(mailbox, body, flags, internal_date)
+    }
+
+    fn append_body(
+        &self,
+        mailbox: MailboxId,
+        body: NewBody,
+        flags: Flags,
+        internal_date: Option<Timestamp>,
+    ) -> Result<Appended> {
+        let mut results = self.deliver_body(body, vec![mailbox], flags, internal_date)?;
         results.pop().unwrap_or(Err(Error::NoSuchMailbox(mailbox)))
     }
 
@@ -473,10 +579,12 @@ impl Store {
     ) -> Result<Vec<Result<Appended>>> {
         // `BlobStore::write` made the body durable, directory included.
         let size = self.blobs().size(&blob)?;
-        self.deliver_written(blob, size, mailboxes.to_vec(), flags, internal_date)
+        let body = NewBody::File(blob, size);
+        self.deliver_body(body, mailboxes.to_vec(), flags, internal_date)
     }
 
-    /// [`Store::deliver`] of a body in memory: writes it once, then delivers.
+    /// [`Store::deliver`] of a body in memory: stores it once (inline up to
+    /// [`crate::StoreConfig::inline_body_max`], else as a file), then delivers.
     pub fn deliver_bytes(
         &self,
         body: &[u8],
@@ -484,14 +592,13 @@ impl Store {
         flags: Flags,
         internal_date: Option<Timestamp>,
     ) -> Result<Vec<Result<Appended>>> {
-        let (blob, size) = self.blobs().write_durable(body)?;
-        self.deliver_written(blob, size, mailboxes.to_vec(), flags, internal_date)
+        let body = NewBody::from_bytes(self.blobs(), body, self.config().inline_body_max)?;
+        self.deliver_body(body, mailboxes.to_vec(), flags, internal_date)
     }
 
-    fn deliver_written(
+    fn deliver_body(
         &self,
-        blob: BlobId,
-        size: u64,
+        body: NewBody,
         mailboxes: Vec<MailboxId>,
         flags: Flags,
         internal_date: Option<Timestamp>,
@@ -499,13 +606,34 @@ impl Store {
         let blobs = self.blobs().clone();
         let date = internal_date.unwrap_or_else(now);
         self.write(move |ctx| {
-            ensure_blob(ctx.conn, &blobs, &blob, size)?;
+            let (blob, size, stored_inline) = match &body {
+                NewBody::File(id, size) => {
+                    ensure_blob(ctx.conn, &blobs, id, *size)?;
+                    (*id, *size, false)
+                }
+                NewBody::Inline(id, bytes) => {
+                    let stored = ensure_inline_blob(ctx.conn, &blobs, id, bytes)?;
+                    (*id, bytes.len() as u64, stored)
+                }
+            };
             let mut results = Vec::with_capacity(mailboxes.len());
             for mailbox in mailboxes {
                 let one = limits(ctx.conn, mailbox)
                     .and_then(|l| check_room(ctx.conn, &l, size, size))
                     .and_then(|()| insert(ctx, mailbox, &[], &blob, size, &flags, date));
                 results.push(one);
+            }
+            if stored_inline {
+                if results.iter().any(Result::is_ok) {
+                    ctx.count_inline_body();
+                } else {
+                    // Refused everywhere: keep no bytes nothing references.
+                    ctx.conn
+                        .prepare_cached("DELETE FROM blobs WHERE hash = ?1 AND refs <= 0")
+                        .db()?
+                        .execute([&blob.0[..]])
+                        .db()?;
+                }
             }
             Ok(results)
         })

@@ -13,8 +13,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Store;
 use crate::blob::{BlobId, BlobStore};
+use crate::commit::WriteCtx;
 use crate::error::{DbResult, Error, Result};
-use crate::message::{Appended, check_prefix, check_room, ensure_blob, insert, limits};
+use crate::message::{
+    Appended, check_prefix, check_room, ensure_blob, ensure_inline_blob, insert, limits,
+};
 use crate::types::{Flags, MailboxId, QueueId, QueueRecipientId, Timestamp, now};
 
 /// A message to queue: its body (already durable in the blob store), its
@@ -328,34 +331,21 @@ fn set_state(
     Ok(())
 }
 
-/// Records a body kept in the database. When the same bytes are already
-/// stored (as a file or inline), the existing row serves.
-fn insert_inline_blob(conn: &Connection, id: &BlobId, body: &[u8]) -> Result<()> {
-    if *id != BlobId::of(body) {
-        return Err(Error::Database(
-            "an inline body does not match its blob id".into(),
-        ));
-    }
-    conn.prepare_cached(
-        "INSERT INTO blobs(hash, size, refs, data) VALUES (?1, ?2, 0, ?3)
-         ON CONFLICT(hash) DO NOTHING",
-    )
-    .db()?
-    .execute(params![&id.0[..], body.len() as i64, body])
-    .db()?;
-    Ok(())
-}
-
 /// Inserts a queue entry (its body durable and `size` bytes long, or
 /// inline) and its recipients; returns its id.
 fn insert_entry(
-    conn: &Connection,
+    ctx: &mut WriteCtx<'_>,
     blobs: &BlobStore,
     entry: &NewQueueEntry,
     size: u64,
 ) -> Result<QueueId> {
+    let conn = ctx.conn;
     match &entry.body {
-        Some(body) => insert_inline_blob(conn, &entry.blob, body)?,
+        Some(body) => {
+            if ensure_inline_blob(conn, blobs, &entry.blob, body)? {
+                ctx.count_inline_body();
+            }
+        }
         None => ensure_blob(conn, blobs, &entry.blob, size)?,
     }
     let created = now();
@@ -396,6 +386,19 @@ fn insert_entry(
     Ok(QueueId(id))
 }
 
+/// The size of an entry's body; for an inline body, after checking that it
+/// is the one the entry's blob id names (on the caller's thread, so the
+/// committer does not spend its time hashing).
+fn body_size(store: &Store, entry: &NewQueueEntry) -> Result<u64> {
+    match &entry.body {
+        Some(body) if BlobId::of(body) != entry.blob => Err(Error::Database(
+            "an inline body does not match its blob id".into(),
+        )),
+        Some(body) => Ok(body.len() as u64),
+        None => store.blobs().size(&entry.blob),
+    }
+}
+
 impl Store {
     /// Queues an accepted message and returns its id once the entry is
     /// durable (the body must already be durable: [`crate::BlobStore::write`]).
@@ -404,12 +407,9 @@ impl Store {
         if entry.recipients.is_empty() {
             return Err(Error::Database("a queue entry needs a recipient".into()));
         }
-        let size = match &entry.body {
-            Some(body) => body.len() as u64,
-            None => self.blobs().size(&entry.blob)?,
-        };
+        let size = body_size(self, &entry)?;
         let blobs = self.blobs().clone();
-        self.write(move |ctx| insert_entry(ctx.conn, &blobs, &entry, size))
+        self.write(move |ctx| insert_entry(ctx, &blobs, &entry, size))
     }
 
     /// Every queue entry, oldest first.
@@ -475,10 +475,7 @@ impl Store {
             Some(n) if n.recipients.is_empty() => {
                 return Err(Error::Database("a queue entry needs a recipient".into()));
             }
-            Some(n) => match &n.body {
-                Some(body) => body.len() as u64,
-                None => self.blobs().size(&n.blob)?,
-            },
+            Some(n) => body_size(self, n)?,
             None => 0,
         };
         let blobs = self.blobs().clone();
@@ -488,7 +485,7 @@ impl Store {
                 set_state(ctx.conn, id, *recipient, *state, reply)?;
             }
             let notification = match &notification {
-                Some(n) => Some(insert_entry(ctx.conn, &blobs, n, size)?),
+                Some(n) => Some(insert_entry(ctx, &blobs, n, size)?),
                 None => None,
             };
             let removed = ctx

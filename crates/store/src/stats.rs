@@ -10,6 +10,7 @@ pub(crate) struct Counters {
     commits: AtomicU64,
     jobs: AtomicU64,
     messages: AtomicU64,
+    inline_bodies: AtomicU64,
 }
 
 impl Counters {
@@ -30,6 +31,10 @@ impl Counters {
         self.messages.fetch_add(n as u64, Relaxed);
     }
 
+    pub(crate) fn inline_bodies(&self, n: usize) {
+        self.inline_bodies.fetch_add(n as u64, Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
             dir_fsyncs: self.dir_fsyncs.load(Relaxed),
@@ -37,6 +42,7 @@ impl Counters {
             commits: self.commits.load(Relaxed),
             write_jobs: self.jobs.load(Relaxed),
             messages_written: self.messages.load(Relaxed),
+            inline_bodies: self.inline_bodies.load(Relaxed),
         }
     }
 }
@@ -56,6 +62,10 @@ pub struct Stats {
     pub write_jobs: u64,
     /// Message rows added (appends, deliveries per recipient, copies, moves).
     pub messages_written: u64,
+    /// Bodies stored in the database, in their `blobs` row, rather than as
+    /// files (a new row, not a body already stored; see
+    /// [`crate::StoreConfig::inline_body_max`]).
+    pub inline_bodies: u64,
 }
 
 impl Stats {
@@ -73,6 +83,7 @@ impl Stats {
             commits: self.commits - earlier.commits,
             write_jobs: self.write_jobs - earlier.write_jobs,
             messages_written: self.messages_written - earlier.messages_written,
+            inline_bodies: self.inline_bodies - earlier.inline_bodies,
         }
     }
 }

@@ -34,6 +34,20 @@ pub struct StoreConfig {
     /// How old an unreferenced body must be before garbage collection removes
     /// it (default 24 hours): time for a spooled body to be referenced.
     pub blob_grace: Duration,
+    /// Largest message body that [`Store::append`], [`Store::append_from`]
+    /// and [`Store::deliver_bytes`] keep in the database, in its `blobs` row,
+    /// rather than in a file of its own (default 64 KiB; 0 keeps every
+    /// non-empty body in a file). Such a body is written by the same
+    /// transaction as its message row and is durable with that one commit:
+    /// no file creation, no `syncfs`, no rename, none of the per-file kernel
+    /// work that bounds concurrent appends. The price is that its bytes are
+    /// written twice (into the WAL, then by the checkpoint into the
+    /// database) and read back through SQLite, so it stays for small bodies.
+    /// 64 KiB holds most mail without attachments, is the bound the SMTP
+    /// server queues inline, so an appended message and a delivered one are
+    /// stored alike, and is the most [`Store::append_from`] holds in memory
+    /// before it decides (see BENCHMARKS.md, `## store`, for measurements).
+    pub inline_body_max: usize,
     /// Cost of new argon2id hashes.
     pub password: PasswordParams,
 }
@@ -47,6 +61,7 @@ impl StoreConfig {
             pool_size: 8,
             max_forward_depth: 10,
             blob_grace: Duration::from_secs(24 * 3600),
+            inline_body_max: 64 * 1024,
             password: PasswordParams::default(),
         }
     }

@@ -364,7 +364,8 @@ fn one_body_for_many_recipients_and_garbage_collection() {
 #[test]
 fn a_missing_or_corrupt_body_affects_only_its_message() {
     let dir = tempfile::tempdir().unwrap();
-    let store = common::open(dir.path());
+    // Every body in a file, to remove and truncate them.
+    let store = common::open_with(dir.path(), |c| c.inline_body_max = 0);
     let a = common::account(&store, "a@example.com");
     let inbox = store.mailbox(a.id, "INBOX").unwrap().id;
     store.append(inbox, b"first", Flags::new(), None).unwrap();

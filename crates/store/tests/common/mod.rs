@@ -7,8 +7,14 @@ use ironpost_store::{Account, NewAccount, Password, PasswordParams, Store, Store
 
 /// A store in `dir` with cheap password hashing.
 pub fn open(dir: &Path) -> Store {
+    open_with(dir, |_| {})
+}
+
+/// [`open`] with the configuration changed by `edit` first.
+pub fn open_with(dir: &Path, edit: impl FnOnce(&mut StoreConfig)) -> Store {
     let mut config = StoreConfig::new(dir);
     config.password = PasswordParams::insecure_fast();
+    edit(&mut config);
     Store::open(config).expect("open store")
 }
 
