@@ -1,8 +1,11 @@
 //! Crash safety: a child process appends in a loop (four writers, so group
 //! commit is in play) and is killed with SIGKILL at a random moment, 20
-//! times. After each kill the store is reopened: every append the child saw
-//! return `Ok` must be there with its exact bytes, no message row may point
-//! at a missing or short body, quota must add up, and UIDs keep growing.
+//! times. Every other body is small enough to be kept inline, in its
+//! `blobs` row, and the others are over the threshold and go to files, so
+//! both ways to durability are cut at random points. After each kill the
+//! store is reopened: every append the child saw return `Ok` must be there
+//! with its exact bytes and kept where its size says, no message row may
+//! point at a missing or short body, quota must add up, and UIDs keep growing.
 //!
 //! The child is this same test executable, run with `crash_child` as the
 //! test filter and the store directory in an environment variable.
@@ -14,16 +17,33 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ironpost_store::{Flags, Store};
+use ironpost_store::{BlobId, Flags, Store, StoreConfig};
 
 const CHILD_ENV: &str = "IRONPOST_STORE_CRASH_CHILD";
 const RUNS: u32 = 20;
 const WRITERS: u32 = 4;
 
-/// The body of the `i`-th append of `writer` in `run`, known to both sides.
+/// The default threshold up to which a body is kept inline.
+fn inline_max() -> usize {
+    StoreConfig::new("").inline_body_max
+}
+
+/// Whether the `i`-th append of a writer has a body small enough to be kept inline.
+fn small(i: u32) -> bool {
+    i.is_multiple_of(2)
+}
+
+/// The body of the `i`-th append of `writer` in `run`, known to both sides:
+/// under 30 000 octets (inline) when [`small`], over the inline threshold (a
+/// file) otherwise.
 fn body(run: u32, writer: u32, i: u32) -> Vec<u8> {
     let mut b = format!("Subject: run {run} writer {writer} message {i}\r\n\r\n").into_bytes();
-    let len = (i.wrapping_mul(7919).wrapping_add(writer * 131)) % 30_000;
+    let spread = i.wrapping_mul(7919).wrapping_add(writer * 131) as usize;
+    let len = if small(i) {
+        spread % 30_000
+    } else {
+        inline_max() + 1 + spread % 40_000
+    };
     b.extend((0..len).map(|k| b'a' + (k % 26) as u8));
     b
 }
@@ -146,10 +166,13 @@ fn acknowledged_appends_survive_sigkill() {
             let got = store
                 .read_message(inbox, uid)
                 .unwrap_or_else(|e| panic!("run {run}: acknowledged UID {uid} lost: {e}"));
+            let want = body(r, w, i);
+            assert_eq!(got, want, "run {run}: UID {uid} has the wrong bytes");
             assert_eq!(
-                got,
-                body(r, w, i),
-                "run {run}: UID {uid} has the wrong bytes"
+                store.blobs().path(&BlobId::of(&want)).is_file(),
+                want.len() > inline_max(),
+                "run {run}: UID {uid} of {} octets is not where its size says",
+                want.len()
             );
         }
         let report = store.check().unwrap();
@@ -171,13 +194,16 @@ fn acknowledged_appends_survive_sigkill() {
         highest_uid = highest_uid
             .max(run_max)
             .max(messages.last().map_or(0, |m| m.uid));
+        let this_inline = acked.iter().filter(|a| a.0 == run && small(a.2)).count();
         eprintln!(
-            "run {run}: {this_run} appends acknowledged, {} messages",
+            "run {run}: {this_run} appends acknowledged ({this_inline} inline), {} messages",
             messages.len()
         );
     }
+    let inline = acked.iter().filter(|a| small(a.2)).count();
     assert!(
-        !acked.is_empty(),
-        "the child should have appended something"
+        inline > 0 && inline < acked.len(),
+        "the child should have appended inline and file bodies: {inline} of {}",
+        acked.len()
     );
 }
