@@ -1,6 +1,6 @@
-//! What the server benchmarks (`bench smtp`, `bench pop3`) share: the
-//! release binary and its admin commands, free ports, stopping a server and
-//! its daemons, CPU accounting from `/proc`, medians.
+//! What the server benchmarks (`bench smtp`, `bench pop3`, `bench imap`)
+//! share: the release binary and its admin commands, free ports, stopping a
+//! server and its daemons, CPU and memory accounting from `/proc`, medians.
 
 use std::fs;
 use std::io::Write;
@@ -288,6 +288,76 @@ fn group_processes(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// The CPU time of this process (all its threads): the load clients.
+pub(crate) fn own_cpu(ticks: u64) -> Duration {
+    let me = std::process::id();
+    processes()
+        .iter()
+        .find(|p| p.pid == me)
+        .map_or(Duration::ZERO, |p| process_cpu(p, ticks))
+}
+
+/// Resident memory of a process tree at one moment, in KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Resident {
+    /// Sum of `VmRSS` (`/proc/PID/status`): pages shared between the
+    /// processes (libraries, shared mappings) count once per process.
+    pub(crate) rss_kib: u64,
+    /// Sum of `Pss` (`/proc/PID/smaps_rollup`): each shared page divided
+    /// among the processes that map it, so the sum counts it once.
+    pub(crate) pss_kib: u64,
+    /// Live processes counted.
+    pub(crate) processes: usize,
+    /// Live processes whose `smaps_rollup` could not be read (their `Pss`
+    /// is missing from the sum).
+    pub(crate) pss_unreadable: usize,
+}
+
+/// [`Resident`] of `root` and its live descendants.
+pub(crate) fn tree_resident(root: u32) -> Resident {
+    let all = processes();
+    let mut sum = Resident::default();
+    for p in tree(&all, root).into_iter().filter(|p| !p.zombie) {
+        let read = |file: &str, key: &str| {
+            fs::read_to_string(format!("/proc/{}/{file}", p.pid))
+                .ok()
+                .and_then(|text| kib_field(&text, key))
+        };
+        // A process that exits between the listing and the read counts as nothing.
+        let Some(rss) = read("status", "VmRSS:") else {
+            continue;
+        };
+        sum.rss_kib += rss;
+        sum.processes += 1;
+        match read("smaps_rollup", "Pss:") {
+            Some(pss) => sum.pss_kib += pss,
+            None => sum.pss_unreadable += 1,
+        }
+    }
+    sum
+}
+
+/// The value of a `Key:   1234 kB` line of a `/proc` file.
+fn kib_field(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// This process's soft limit on open files (`ulimit -n`), from
+/// `/proc/self/limits`; `None` when unlimited or unreadable.
+pub(crate) fn open_files_limit() -> Option<u64> {
+    soft_limit(
+        &fs::read_to_string("/proc/self/limits").ok()?,
+        "Max open files",
+    )
+}
+
+fn soft_limit(limits: &str, name: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with(name))?;
+    line[name.len()..].split_whitespace().next()?.parse().ok()
+}
+
 /// The median; NaN for no values.
 pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -338,6 +408,31 @@ mod tests {
         let mut pids: Vec<u32> = tree(&all, 10).iter().map(|p| p.pid).collect();
         pids.sort();
         assert_eq!(pids, [10, 11, 12, 13]);
+    }
+
+    #[test]
+    fn memory_fields_and_limits_from_proc_text() {
+        let status = "Name:\tdovecot\nVmHWM:\t   9000 kB\nVmRSS:\t   8123 kB\n";
+        assert_eq!(kib_field(status, "VmRSS:"), Some(8123));
+        assert_eq!(kib_field(status, "VmSwap:"), None);
+        let rollup = "55d7-7ffc ---p 00000000 00:00 0  [rollup]\nRss:  1764 kB\nPss:  339 kB\nPss_Dirty: 112 kB\n";
+        assert_eq!(kib_field(rollup, "Pss:"), Some(339));
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             96343                96343                processes \n\
+                      Max open files            20000                524288               files     \n";
+        assert_eq!(soft_limit(limits, "Max open files"), Some(20000));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files     \n";
+        assert_eq!(soft_limit(unlimited, "Max open files"), None);
+    }
+
+    #[test]
+    fn this_process_has_resident_memory() {
+        let me = tree_resident(std::process::id());
+        assert!(me.processes >= 1);
+        assert!(me.rss_kib > 0);
+        assert!(me.pss_kib > 0 || me.pss_unreadable > 0);
+        assert!(open_files_limit().is_none_or(|n| n > 0));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! cargo xtask deps [--apt]       the external programs the tests need
 //! ```
 
+mod bench_imap;
 mod bench_pop3;
 mod bench_smtp;
 mod bench_util;
@@ -242,10 +243,12 @@ fn bin_names(manifest: &str) -> Vec<String> {
 }
 
 /// The benchmarks that are drivers here rather than cargo benches:
-/// `smtp-source` against the `ironpost` binary and against Postfix, and
-/// our POP3 client's RETRs from the `ironpost` binary and from Dovecot.
+/// `smtp-source` against the `ironpost` binary and against Postfix, our
+/// POP3 client's RETRs from the `ironpost` binary and from Dovecot, and our
+/// IMAP load client and idle connections against both.
 const SMTP_BENCH: &str = "smtp";
 const POP3_BENCH: &str = "pop3";
+const IMAP_BENCH: &str = "imap";
 
 /// Benchmarks: name, package, bench target.
 const BENCHES: &[(&str, &str, &str)] = &[
@@ -259,7 +262,7 @@ fn bench(args: &[String]) -> Result {
         BENCHES
             .iter()
             .map(|(name, _, _)| *name)
-            .chain([SMTP_BENCH, POP3_BENCH])
+            .chain([SMTP_BENCH, POP3_BENCH, IMAP_BENCH])
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -270,6 +273,7 @@ fn bench(args: &[String]) -> Result {
         }
         Some(SMTP_BENCH) => return bench_smtp::run(&args[1..]),
         Some(POP3_BENCH) => return bench_pop3::run(&args[1..]),
+        Some(IMAP_BENCH) => return bench_imap::run(&args[1..]),
         Some(name) => name,
     };
     let (_, package, target) = BENCHES
