@@ -33,10 +33,14 @@ pub struct Ports {
     pub pop3: u16,
     /// Port 995's listener: POP3 over implicit TLS.
     pub pop3s: u16,
+    /// Port 143's listener: IMAP with STARTTLS.
+    pub imap: u16,
+    /// Port 993's listener: IMAP over implicit TLS.
+    pub imaps: u16,
 }
 
 impl Ports {
-    /// Three free ports.
+    /// Seven free ports.
     pub fn free() -> Ports {
         Ports {
             smtp: free_port(),
@@ -44,19 +48,23 @@ impl Ports {
             smtps: free_port(),
             pop3: free_port(),
             pop3s: free_port(),
+            imap: free_port(),
+            imaps: free_port(),
         }
     }
 
-    /// The `[[smtp.listeners]]` and `[[pop3.listeners]]` of the five
-    /// listeners on 127.0.0.1.
+    /// The `[[smtp.listeners]]`, `[[pop3.listeners]]` and
+    /// `[[imap.listeners]]` of the seven listeners on 127.0.0.1.
     pub fn listeners(&self) -> String {
         format!(
             "[[smtp.listeners]]\nname = \"smtp\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"starttls\"\n\n\
              [[smtp.listeners]]\nname = \"submission\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"starttls\"\nauth_required = true\n\n\
              [[smtp.listeners]]\nname = \"smtps\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"implicit-tls\"\nauth_required = true\n\n\
              [[pop3.listeners]]\nname = \"pop3\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"starttls\"\n\n\
-             [[pop3.listeners]]\nname = \"pop3s\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"implicit-tls\"\n",
-            self.smtp, self.submission, self.smtps, self.pop3, self.pop3s
+             [[pop3.listeners]]\nname = \"pop3s\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"implicit-tls\"\n\n\
+             [[imap.listeners]]\nname = \"imap\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"starttls\"\n\n\
+             [[imap.listeners]]\nname = \"imaps\"\nbind = [\"127.0.0.1:{}\"]\nmode = \"implicit-tls\"\n",
+            self.smtp, self.submission, self.smtps, self.pop3, self.pop3s, self.imap, self.imaps
         )
     }
 }

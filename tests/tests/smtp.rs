@@ -361,7 +361,7 @@ fn an_address_in_use_is_named() {
     let _taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     let env = Env::with_config(&format!(
         "[[smtp.listeners]]\nname = \"busy\"\nbind = [\"127.0.0.1:{port}\"]\nmode = \"plain\"\n\
-         [pop3]\nlisteners = []\n"
+         [pop3]\nlisteners = []\n[imap]\nlisteners = []\n"
     ));
     let out = env.run(&["serve"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -377,7 +377,7 @@ fn ipv4_and_ipv6_share_a_port() {
     let port = free_port();
     let env = Env::with_config(&format!(
         "[[smtp.listeners]]\nname = \"both\"\nbind = [\"127.0.0.1:{port}\", \"[::1]:{port}\"]\nmode = \"plain\"\n\
-         [pop3]\nlisteners = []\n"
+         [pop3]\nlisteners = []\n[imap]\nlisteners = []\n"
     ));
     let _server = Server::start(&env);
     for host in ["127.0.0.1", "::1"] {

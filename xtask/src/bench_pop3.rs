@@ -450,7 +450,8 @@ fn write_ironpost_config(dir: &Path, smtp: u16, pop3: u16) -> Result<PathBuf> {
          [smtp]\n\n\
          [[smtp.listeners]]\nname = \"smtp\"\nbind = [\"127.0.0.1:{smtp}\"]\nmode = \"plain\"\n\n\
          [pop3]\nallow_plaintext_auth = true\n\n\
-         [[pop3.listeners]]\nname = \"pop3\"\nbind = [\"127.0.0.1:{pop3}\"]\nmode = \"plain\"\n",
+         [[pop3.listeners]]\nname = \"pop3\"\nbind = [\"127.0.0.1:{pop3}\"]\nmode = \"plain\"\n\n\
+         [imap]\nlisteners = []\n",
         dir.join("data").display().to_string()
     );
     fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;

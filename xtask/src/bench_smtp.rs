@@ -299,7 +299,7 @@ impl Server {
         let text = format!(
             "[server]\nhostname = \"{DOMAIN}\"\ndata_dir = {:?}\n\n[smtp]\n\n\
              [[smtp.listeners]]\nname = \"smtp\"\nbind = [\"127.0.0.1:{port}\"]\nmode = \"plain\"\n\
-             [pop3]\nlisteners = []\n",
+             [pop3]\nlisteners = []\n[imap]\nlisteners = []\n",
             dir.join("data").display().to_string()
         );
         fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;

@@ -81,6 +81,8 @@ pub struct Config {
     pub smtp: SmtpConfig,
     /// `[pop3]`: POP3 listeners and session limits.
     pub pop3: Pop3Config,
+    /// `[imap]`: IMAP listeners and session limits.
+    pub imap: ImapConfig,
     /// `[delivery]`: the delivery workers.
     pub delivery: DeliveryConfig,
     /// `[log]`: logging.
@@ -373,6 +375,50 @@ impl Default for Pop3Config {
     }
 }
 
+/// `[imap]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ImapConfig {
+    /// Greeting text after `* OK`. Default `IMAP ready`.
+    pub greeting: String,
+    /// Simultaneous connections per listener; 0 is unlimited. Default
+    /// 10000: mail clients keep a connection or two open per account, most
+    /// of them in IDLE.
+    pub max_connections: u32,
+    /// Seconds without a command before a logged-in session is closed (IDLE
+    /// included). Default 1800, the minimum RFC 3501 allows.
+    pub timeout_seconds: u64,
+    /// Bad commands and failed logins in a session before it is closed.
+    /// Default 20.
+    pub max_bad_commands: u32,
+    /// Allow LOGIN and AUTHENTICATE over a connection without TLS. Default
+    /// `false`.
+    pub allow_plaintext_auth: bool,
+    /// The largest message APPEND takes, in bytes. Default 50 MiB.
+    pub max_append_size: u64,
+    /// The listeners. Default: `imap` on port 143 (STARTTLS) and `imaps` on
+    /// 993 (implicit TLS), each on `0.0.0.0` and `[::]`.
+    pub listeners: Vec<Listener>,
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            greeting: "IMAP ready".to_string(),
+            max_connections: 10_000,
+            timeout_seconds: 1800,
+            max_bad_commands: 20,
+            allow_plaintext_auth: false,
+            max_append_size: 50 * 1024 * 1024,
+            listeners: vec![
+                Listener::new("imap", 143, TlsMode::Starttls, false),
+                Listener::new("imaps", 993, TlsMode::ImplicitTls, false),
+            ],
+        }
+    }
+}
+
 /// `[delivery]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -514,6 +560,7 @@ impl Config {
         }
         self.validate_smtp()?;
         self.validate_pop3()?;
+        self.validate_imap()?;
         self.validate_listeners()?;
         if !(1..=MAX_WORKERS).contains(&self.delivery.workers) {
             return Err(invalid(
@@ -577,6 +624,45 @@ impl Config {
         Ok(())
     }
 
+    fn validate_imap(&self) -> Result<(), ConfigError> {
+        let imap = &self.imap;
+        if imap.greeting.trim().is_empty() || imap.greeting.chars().any(|c| c.is_control()) {
+            return Err(invalid(
+                "imap.greeting",
+                "is empty or has a control character",
+            ));
+        }
+        if imap.greeting.starts_with('[') {
+            return Err(invalid(
+                "imap.greeting",
+                "starts with '[', which IMAP reads as a response code",
+            ));
+        }
+        if !(1800..=MAX_TIMEOUT).contains(&imap.timeout_seconds) {
+            return Err(invalid(
+                "imap.timeout_seconds",
+                format!(
+                    "{} is not between 1800 (RFC 3501's minimum) and {MAX_TIMEOUT}",
+                    imap.timeout_seconds
+                ),
+            ));
+        }
+        if imap.max_bad_commands == 0 {
+            return Err(invalid("imap.max_bad_commands", "must be at least 1"));
+        }
+        if !(1024..=u64::from(u32::MAX)).contains(&imap.max_append_size) {
+            return Err(invalid(
+                "imap.max_append_size",
+                format!(
+                    "{} is not between 1024 and {} bytes",
+                    imap.max_append_size,
+                    u32::MAX
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks the listeners of every service: names unique within a service,
     /// every bind address a socket address used once across all services,
     /// certificate files given in pairs, present and fitting.
@@ -585,15 +671,19 @@ impl Config {
         for (section, listeners) in [
             ("smtp", &self.smtp.listeners),
             ("pop3", &self.pop3.listeners),
+            ("imap", &self.imap.listeners),
         ] {
             let mut names = HashSet::new();
             for (i, listener) in listeners.iter().enumerate() {
                 let key = format!("{section}.listeners[{i}]");
                 self.validate_listener(&key, listener, &mut names, &mut addresses)?;
-                if section == "pop3" && listener.auth_required {
+                if section != "smtp" && listener.auth_required {
                     return Err(invalid(
                         format!("{key}.auth_required"),
-                        "has no meaning for POP3, where every session logs in",
+                        format!(
+                            "has no meaning for {}, where every session logs in",
+                            section.to_uppercase()
+                        ),
                     ));
                 }
             }

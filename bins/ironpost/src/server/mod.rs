@@ -11,6 +11,7 @@
 
 mod conn;
 mod delivery;
+mod imap;
 mod listen;
 mod pop3;
 mod smtp;
@@ -78,7 +79,8 @@ async fn serve(config: &Config, store: Store) -> Result<(), RunError> {
         queued.clone(),
         ids.clone(),
     ));
-    let pop3 = Arc::new(pop3::Pop3Service::new(config, store.clone(), ids));
+    let pop3 = Arc::new(pop3::Pop3Service::new(config, store.clone(), ids.clone()));
+    let imap = Arc::new(imap::ImapService::new(config, store.clone(), ids));
     match store.clear_maildrop_locks() {
         Ok(0) => {}
         Ok(n) => info!(locks = n, "released the POP3 locks of the previous run"),
@@ -112,6 +114,18 @@ async fn serve(config: &Config, store: Store) -> Result<(), RunError> {
             &shared,
             b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
             move |context, conn, shutdown| pop3::run(service.clone(), context, conn, shutdown),
+            &mut loops,
+        )?;
+    }
+    for (i, listener) in config.imap.listeners.iter().enumerate() {
+        let service = imap.clone();
+        bind_listener(
+            config,
+            ("imap", i, listener),
+            config.imap.max_connections,
+            &shared,
+            b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+            move |context, conn, shutdown| imap::run(service.clone(), context, conn, shutdown),
             &mut loops,
         )?;
     }

@@ -1,0 +1,831 @@
+//! SELECT / EXAMINE and the commands of the selected state: FETCH, STORE,
+//! SEARCH, SORT, COPY, MOVE, EXPUNGE, UID EXPUNGE, CLOSE, UNSELECT, CHECK.
+
+use std::io::Read;
+use std::num::NonZeroU32;
+
+use ironpost_imap_proto::response::FetchItem;
+use ironpost_imap_proto::types::{
+    Atom, FetchAttribute, Flag as ImapFlag, PermanentFlag, SearchKey, SeqNumber, SeqRange,
+    SequenceSet, SortCriterion, StoreAction, StoreMode,
+};
+use ironpost_imap_proto::{
+    Code, CommandBody, Data, Request, ServerSession, Status, StatusKind, Validity,
+};
+use ironpost_store::{Flag, FlagOp, Flags, MailboxId, Message, Store};
+use tokio::sync::mpsc;
+
+use super::convert::{imap_flags, store_flags};
+use super::mailbox::{name, server_bug, store_status};
+use super::view::{Selected, View};
+use super::{Host, Meta, Need, User, fetch, search};
+use crate::server::blocking;
+use crate::server::conn::Connection;
+
+/// Message bytes read for one FETCH step, at most: the step's answers are
+/// written out before the next is read.
+const STEP_BYTES: u64 = 1024 * 1024;
+/// Messages rendered in one step, at most.
+const STEP_MESSAGES: usize = 256;
+
+/// Whether the command is SELECT, EXAMINE or one of the selected state.
+pub(super) fn is_selected_command(command: &CommandBody) -> bool {
+    matches!(
+        command,
+        CommandBody::Select { .. } | CommandBody::Examine { .. }
+    ) || command.validity() == Validity::Selected
+}
+
+/// Whether EXPUNGE responses may go out at the end of this command (RFC
+/// 3501 section 7.4.1: not during FETCH, STORE or SEARCH by sequence
+/// number, nor SORT, for the same reason).
+pub(super) fn allows_expunge(command: &CommandBody) -> bool {
+    !matches!(
+        command,
+        CommandBody::Fetch { uid: false, .. }
+            | CommandBody::Store { uid: false, .. }
+            | CommandBody::Search { uid: false, .. }
+            | CommandBody::Sort { uid: false, .. }
+    )
+}
+
+fn read_only() -> Status {
+    Status::new(
+        StatusKind::No,
+        Some(Code::Cannot),
+        "The mailbox is read-only",
+    )
+}
+
+fn no_mailbox() -> Status {
+    Status::new(
+        StatusKind::No,
+        Some(Code::NonExistent),
+        "The mailbox no longer exists",
+    )
+}
+
+impl Host<'_> {
+    /// Runs SELECT, EXAMINE or a command of the selected state; returns its
+    /// tagged status. An error ends the connection (a write failed).
+    pub(super) async fn selected(
+        &mut self,
+        session: &mut ServerSession,
+        req: &Request,
+        user: &User,
+        conn: &mut Connection,
+    ) -> Result<Status, &'static str> {
+        match &req.command {
+            CommandBody::Select { mailbox } => {
+                return Ok(self.select(session, req, user, name(mailbox), false).await);
+            }
+            CommandBody::Examine { mailbox } => {
+                return Ok(self.select(session, req, user, name(mailbox), true).await);
+            }
+            _ => {}
+        }
+        let Some(view) = self.view.as_ref() else {
+            return Ok(match &req.command {
+                CommandBody::Close | CommandBody::Unselect => Status::ok("Closed"),
+                _ => no_mailbox(),
+            });
+        };
+        if view.gone && !matches!(req.command, CommandBody::Close | CommandBody::Unselect) {
+            return Ok(no_mailbox());
+        }
+        Ok(match &req.command {
+            CommandBody::Check => Status::ok("CHECK completed"),
+            CommandBody::Close => {
+                let (mailbox, write) = (view.mailbox, !view.read_only);
+                self.view = None;
+                if write {
+                    let store = self.store();
+                    // CLOSE removes the \Deleted messages without a word.
+                    if let Some(Err(e)) = blocking(move || store.expunge(mailbox, None)).await {
+                        return Ok(store_status(&e));
+                    }
+                }
+                Status::ok("CLOSE completed")
+            }
+            CommandBody::Unselect => {
+                self.view = None;
+                Status::ok("UNSELECT completed")
+            }
+            CommandBody::Expunge => self.expunge(None).await,
+            CommandBody::UidExpunge(set) => self.expunge(Some(set)).await,
+            CommandBody::Fetch { set, items, uid } => {
+                let attributes = items.attributes();
+                self.fetch(session, req, set, attributes, *uid, conn)
+                    .await?
+            }
+            CommandBody::Store { set, action, uid } => {
+                self.store_command(session, req, set, action, *uid).await
+            }
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+            } => {
+                self.search(session, req, charset.as_ref(), criteria, *uid)
+                    .await
+            }
+            CommandBody::Sort {
+                criteria,
+                charset,
+                search,
+                uid,
+            } => {
+                self.sort(session, req, criteria, charset, search, *uid)
+                    .await
+            }
+            CommandBody::Copy { set, mailbox, uid } => {
+                self.transfer(session, user, set, name(mailbox), *uid, false)
+                    .await
+            }
+            CommandBody::Move { set, mailbox, uid } => {
+                self.transfer(session, user, set, name(mailbox), *uid, true)
+                    .await
+            }
+            _ => Status::bad("Command not valid now"),
+        })
+    }
+
+    async fn select(
+        &mut self,
+        session: &mut ServerSession,
+        req: &Request,
+        user: &User,
+        name: Option<String>,
+        read_only: bool,
+    ) -> Status {
+        // SELECT leaves the selected state first, whatever its outcome.
+        self.view = None;
+        let Some(name) = name else {
+            return Status::new(StatusKind::No, Some(Code::NonExistent), "No such mailbox");
+        };
+        let store = self.store();
+        let (changes_in, changes) = mpsc::unbounded_channel();
+        let id = user.id;
+        let opened = blocking(move || {
+            let mailbox = store.mailbox(id, &name)?;
+            // Subscribe first, then read: nothing committed after the read
+            // is missed, and what both show is told apart by UID.
+            let subscription =
+                store.subscribe_with(mailbox.id, move |c| changes_in.send(c.clone()).is_ok());
+            let mailbox = store.mailbox_by_id(mailbox.id)?;
+            let messages = store.messages(mailbox.id)?;
+            Ok::<_, ironpost_store::Error>((mailbox, subscription, messages))
+        })
+        .await;
+        let (mailbox, subscription, messages) = match opened {
+            Some(Ok(opened)) => opened,
+            Some(Err(e)) => return store_status(&e),
+            None => return server_bug(),
+        };
+        let uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
+        let unseen: Vec<u32> = messages
+            .iter()
+            .filter(|m| !m.flags.contains(&Flag::Seen))
+            .map(|m| m.uid)
+            .collect();
+        let mut keywords: Flags = Flags::new();
+        for m in &messages {
+            keywords.extend(
+                m.flags
+                    .iter()
+                    .filter(|f| matches!(f, Flag::Keyword(_)))
+                    .cloned(),
+            );
+        }
+        drop(messages);
+        let last_uid = uids.last().copied().unwrap_or(0);
+        let uidnext = mailbox.uidnext.max(last_uid.saturating_add(1));
+        let view = View::new(
+            Selected {
+                mailbox: mailbox.id,
+                name: mailbox.name.clone(),
+                uidvalidity: mailbox.uidvalidity,
+                read_only,
+                uids,
+                changes,
+                subscription,
+            },
+            &self.service.recent,
+        );
+        let mut flags = imap_flags(&keywords, false);
+        let system = [
+            ImapFlag::Answered,
+            ImapFlag::Flagged,
+            ImapFlag::Deleted,
+            ImapFlag::Seen,
+            ImapFlag::Draft,
+        ];
+        flags.splice(0..0, system.iter().cloned());
+        let _ = session.respond(req, Data::Flags(flags.clone()));
+        let _ = session.respond(req, Data::Exists(view.len() as u32));
+        let _ = session.respond(req, Data::Recent(view.recent_count() as u32));
+        if let Some(first) = view.first_of(&unseen).and_then(NonZeroU32::new) {
+            let _ = session.push_status(Status::new(
+                StatusKind::Ok,
+                Some(Code::Unseen(first)),
+                "First unseen",
+            ));
+        }
+        let permanent = if read_only {
+            Vec::new()
+        } else {
+            let mut permanent: Vec<PermanentFlag> =
+                flags.into_iter().map(PermanentFlag::Flag).collect();
+            permanent.push(PermanentFlag::AnyKeyword);
+            permanent
+        };
+        let _ = session.push_status(Status::new(
+            StatusKind::Ok,
+            Some(Code::PermanentFlags(permanent)),
+            "Limited",
+        ));
+        if let Some(validity) = NonZeroU32::new(view.uidvalidity) {
+            let _ = session.push_status(Status::new(
+                StatusKind::Ok,
+                Some(Code::UidValidity(validity)),
+                "UIDs valid",
+            ));
+        }
+        if let Some(next) = NonZeroU32::new(uidnext) {
+            let _ = session.push_status(Status::new(
+                StatusKind::Ok,
+                Some(Code::UidNext(next)),
+                "Predicted next UID",
+            ));
+        }
+        self.view = Some(view);
+        if read_only {
+            Status::new(StatusKind::Ok, Some(Code::ReadOnly), "EXAMINE completed")
+        } else {
+            Status::new(StatusKind::Ok, Some(Code::ReadWrite), "SELECT completed")
+        }
+    }
+
+    async fn expunge(&mut self, set: Option<&SequenceSet>) -> Status {
+        let Some(view) = self.view.as_ref() else {
+            return no_mailbox();
+        };
+        if view.read_only {
+            return read_only();
+        }
+        let only: Option<Vec<u32>> = set.map(|set| {
+            view.resolve(set, true)
+                .into_iter()
+                .map(|(_, u)| u)
+                .collect()
+        });
+        let (store, mailbox) = (self.store(), view.mailbox);
+        // The removals come back through the feed and are told from there.
+        match blocking(move || store.expunge(mailbox, only.as_deref())).await {
+            Some(Ok(_)) => Status::ok("EXPUNGE completed"),
+            Some(Err(e)) => store_status(&e),
+            None => server_bug(),
+        }
+    }
+
+    async fn fetch(
+        &mut self,
+        session: &mut ServerSession,
+        req: &Request,
+        set: &SequenceSet,
+        mut attributes: Vec<FetchAttribute>,
+        by_uid: bool,
+        conn: &mut Connection,
+    ) -> Result<Status, &'static str> {
+        let Some(view) = self.view.as_mut() else {
+            return Ok(no_mailbox());
+        };
+        if by_uid && !attributes.contains(&FetchAttribute::Uid) {
+            attributes.insert(0, FetchAttribute::Uid);
+        }
+        let targets = view.resolve(set, by_uid);
+        if targets.is_empty() {
+            return Ok(Status::ok("FETCH completed"));
+        }
+        let (store, mailbox) = (self.service.store.clone(), view.mailbox);
+        let mut rows = match load(&store, mailbox, &targets).await {
+            Ok(rows) => rows,
+            Err(status) => return Ok(status),
+        };
+        // Reading a body sets \Seen, and the client hears the new flags.
+        let mut flags_changed: Vec<u32> = Vec::new();
+        if fetch::sets_seen(&attributes) && !view.read_only {
+            let unseen: Vec<u32> = rows
+                .iter()
+                .filter(|(_, m)| !m.flags.contains(&Flag::Seen))
+                .map(|(_, m)| m.uid)
+                .collect();
+            if !unseen.is_empty() {
+                let seen: Flags = [Flag::Seen].into_iter().collect();
+                let store = store.clone();
+                let updated =
+                    blocking(move || store.store_flags(mailbox, &unseen, FlagOp::Add, seen, None))
+                        .await;
+                match updated {
+                    Some(Ok(result)) => {
+                        for update in result.updated.into_iter().filter(|u| u.changed) {
+                            view.own_flag_change(update.uid, update.modseq);
+                            flags_changed.push(update.uid);
+                            if let Some((_, m)) = rows.iter_mut().find(|(_, m)| m.uid == update.uid)
+                            {
+                                m.flags = update.flags;
+                            }
+                        }
+                    }
+                    Some(Err(e)) => return Ok(store_status(&e)),
+                    None => return Ok(server_bug()),
+                }
+            }
+        }
+        let need = fetch::need(&attributes);
+        let with_flags = {
+            let mut with = attributes.clone();
+            if !with.contains(&FetchAttribute::Flags) {
+                with.push(FetchAttribute::Flags);
+            }
+            with
+        };
+        let mut unreadable = 0usize;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            // One step: up to STEP_MESSAGES messages or STEP_BYTES of them.
+            let mut step = Vec::new();
+            let mut bytes = 0u64;
+            while let Some((seq, message)) = rows.next_if(|(_, m)| {
+                step.is_empty()
+                    || (step.len() < STEP_MESSAGES
+                        && (need == Need::Index || bytes + m.size <= STEP_BYTES))
+            }) {
+                bytes += message.size;
+                let meta = Meta {
+                    seq,
+                    uid: message.uid,
+                    recent: view.is_recent(message.uid),
+                    flags: message.flags,
+                    internal_date: message.internal_date,
+                    size: message.size,
+                };
+                let attrs = if flags_changed.contains(&meta.uid) {
+                    with_flags.clone()
+                } else {
+                    attributes.clone()
+                };
+                step.push((meta, attrs));
+            }
+            let store = store.clone();
+            let rendered = blocking(move || {
+                let mut out = Vec::with_capacity(step.len());
+                let mut failed = 0usize;
+                for (meta, attrs) in step {
+                    let raw = match read(&store, mailbox, meta.uid, need) {
+                        Ok(raw) => raw,
+                        Err(e) => {
+                            failed += 1;
+                            tracing::warn!(mailbox = %mailbox, uid = meta.uid, error = %e, "FETCH: cannot read a message");
+                            continue;
+                        }
+                    };
+                    let items = fetch::items(&meta, raw.as_deref(), &attrs);
+                    if let (Some(seq), false) = (NonZeroU32::new(meta.seq), items.is_empty()) {
+                        out.push(Data::Fetch { seq, items });
+                    }
+                }
+                (out, failed)
+            })
+            .await;
+            let Some((answers, failed)) = rendered else {
+                return Ok(server_bug());
+            };
+            unreadable += failed;
+            for data in answers {
+                let _ = session.respond(req, data);
+            }
+            flush_output(session, conn).await?;
+        }
+        Ok(if unreadable > 0 {
+            Status::new(
+                StatusKind::No,
+                Some(Code::Corruption),
+                "Some messages could not be read",
+            )
+        } else {
+            Status::ok("FETCH completed")
+        })
+    }
+
+    async fn store_command(
+        &mut self,
+        session: &mut ServerSession,
+        req: &Request,
+        set: &SequenceSet,
+        action: &StoreAction,
+        by_uid: bool,
+    ) -> Status {
+        let Some(view) = self.view.as_mut() else {
+            return no_mailbox();
+        };
+        if view.read_only {
+            return read_only();
+        }
+        let targets = view.resolve(set, by_uid);
+        if targets.is_empty() {
+            return Status::ok("STORE completed");
+        }
+        let uids: Vec<u32> = targets.iter().map(|&(_, u)| u).collect();
+        let op = match action.mode {
+            StoreMode::Add => FlagOp::Add,
+            StoreMode::Remove => FlagOp::Remove,
+            _ => FlagOp::Replace,
+        };
+        let flags = store_flags(&action.flags);
+        let (store, mailbox) = (self.service.store.clone(), view.mailbox);
+        let result =
+            match blocking(move || store.store_flags(mailbox, &uids, op, flags, None)).await {
+                Some(Ok(result)) => result,
+                Some(Err(e)) => return store_status(&e),
+                None => return server_bug(),
+            };
+        for update in result.updated {
+            if update.changed {
+                view.own_flag_change(update.uid, update.modseq);
+            }
+            if action.silent {
+                continue;
+            }
+            let Some(seq) = view.seq(update.uid).and_then(NonZeroU32::new) else {
+                continue;
+            };
+            let mut items = vec![FetchItem::Flags(imap_flags(
+                &update.flags,
+                view.is_recent(update.uid),
+            ))];
+            if let (true, Some(uid)) = (by_uid, NonZeroU32::new(update.uid)) {
+                items.push(FetchItem::Uid(uid));
+            }
+            let _ = session.respond(req, Data::Fetch { seq, items });
+        }
+        Status::ok("STORE completed")
+    }
+
+    async fn search(
+        &mut self,
+        session: &mut ServerSession,
+        req: &Request,
+        charset: Option<&Atom>,
+        criteria: &[SearchKey],
+        by_uid: bool,
+    ) -> Status {
+        if !search::charset_supported(charset) {
+            return bad_charset();
+        }
+        let keys = criteria.to_vec();
+        let need = search::need(&keys);
+        let found = self
+            .each_message(need, move |meta, raw, bounds| {
+                search::matches(&keys, meta, raw, bounds)
+            })
+            .await;
+        let found = match found {
+            Ok(found) => found,
+            Err(status) => return status,
+        };
+        let numbers = found
+            .into_iter()
+            .filter(|(_, matched)| *matched)
+            .filter_map(|((seq, uid), _)| NonZeroU32::new(if by_uid { uid } else { seq }))
+            .collect();
+        let _ = session.respond(req, Data::Search(numbers));
+        Status::ok("SEARCH completed")
+    }
+
+    async fn sort(
+        &mut self,
+        session: &mut ServerSession,
+        req: &Request,
+        criteria: &[SortCriterion],
+        charset: &Atom,
+        keys: &[SearchKey],
+        by_uid: bool,
+    ) -> Status {
+        if !search::charset_supported(Some(charset)) {
+            return bad_charset();
+        }
+        let (criteria, keys) = (criteria.to_vec(), keys.to_vec());
+        let need = search::need(&keys).max(search::sort_need(&criteria));
+        let sort_by = criteria.clone();
+        let found = self
+            .each_message(need, move |meta, raw, bounds| {
+                search::matches(&keys, meta, raw, bounds)
+                    .then(|| search::sort_values(&sort_by, meta, raw))
+            })
+            .await;
+        let found = match found {
+            Ok(found) => found,
+            Err(status) => return status,
+        };
+        let mut sorted: Vec<_> = found
+            .into_iter()
+            .filter_map(|((seq, uid), values)| Some((seq, uid, values?)))
+            .collect();
+        search::sort(&criteria, &mut sorted);
+        let numbers = sorted
+            .into_iter()
+            .filter_map(|(seq, uid, _)| NonZeroU32::new(if by_uid { uid } else { seq }))
+            .collect();
+        let _ = session.respond(req, Data::Sort(numbers));
+        Status::ok("SORT completed")
+    }
+
+    /// Runs `f` over every message of the view (its bytes as `need` says),
+    /// on the blocking pool; returns ((number, UID), result) in order.
+    async fn each_message<T: Send + 'static>(
+        &mut self,
+        need: Need,
+        f: impl Fn(&Meta, Option<&[u8]>, search::Bounds) -> T + Send + 'static,
+    ) -> Result<Vec<((u32, u32), T)>, Status> {
+        let Some(view) = self.view.as_ref() else {
+            return Err(no_mailbox());
+        };
+        let all = SequenceSet::new(vec![SeqRange::Range(
+            SeqNumber::Value(NonZeroU32::MIN),
+            SeqNumber::Largest,
+        )])
+        .map_err(|_| server_bug())?;
+        let targets = view.resolve(&all, false);
+        let (store, mailbox) = (self.store(), view.mailbox);
+        let rows = load(&store, mailbox, &targets).await?;
+        let metas: Vec<Meta> = rows
+            .into_iter()
+            .map(|(seq, m)| Meta {
+                seq,
+                uid: m.uid,
+                recent: view.is_recent(m.uid),
+                flags: m.flags,
+                internal_date: m.internal_date,
+                size: m.size,
+            })
+            .collect();
+        let bounds = search::Bounds {
+            last_seq: view.len() as u32,
+            last_uid: view.last_uid(),
+        };
+        let result = blocking(move || {
+            let mut out = Vec::with_capacity(metas.len());
+            for meta in metas {
+                let raw = match read(&store, mailbox, meta.uid, need) {
+                    Ok(raw) => raw,
+                    Err(e) => {
+                        tracing::warn!(mailbox = %mailbox, uid = meta.uid, error = %e, "SEARCH: cannot read a message");
+                        continue;
+                    }
+                };
+                let value = f(&meta, raw.as_deref(), search::Bounds { ..bounds });
+                out.push(((meta.seq, meta.uid), value));
+            }
+            out
+        })
+        .await;
+        result.ok_or_else(server_bug)
+    }
+
+    async fn transfer(
+        &mut self,
+        session: &mut ServerSession,
+        user: &User,
+        set: &SequenceSet,
+        target: Option<String>,
+        by_uid: bool,
+        moving: bool,
+    ) -> Status {
+        let Some(view) = self.view.as_ref() else {
+            return no_mailbox();
+        };
+        if moving && view.read_only {
+            return read_only();
+        }
+        let Some(target) = target else {
+            return Status::new(StatusKind::No, Some(Code::TryCreate), "No such mailbox");
+        };
+        let uids: Vec<u32> = view
+            .resolve(set, by_uid)
+            .into_iter()
+            .map(|(_, u)| u)
+            .collect();
+        let (store, source, id) = (self.store(), view.mailbox, user.id);
+        let done = blocking(move || {
+            let target = store.mailbox(id, &target)?;
+            if uids.is_empty() {
+                return Ok(None);
+            }
+            let copied = if moving {
+                store.move_messages(source, &uids, target.id)?
+            } else {
+                store.copy_messages(source, &uids, target.id)?
+            };
+            Ok::<_, ironpost_store::Error>(Some(copied))
+        })
+        .await;
+        let verb = if moving { "MOVE" } else { "COPY" };
+        let copied = match done {
+            Some(Ok(Some(copied))) => copied,
+            Some(Ok(None)) => return Status::ok(&format!("{verb} completed")),
+            Some(Err(ironpost_store::Error::MailboxNotFound(_))) => {
+                return Status::new(StatusKind::No, Some(Code::TryCreate), "No such mailbox");
+            }
+            Some(Err(e)) => return store_status(&e),
+            None => return server_bug(),
+        };
+        let code = copy_uid(copied.uidvalidity, &copied.uids);
+        if moving {
+            // RFC 6851: COPYUID in an untagged OK, before the expunges.
+            if let Some(code) = code {
+                let _ = session.push_status(Status::new(StatusKind::Ok, Some(code), "Moved"));
+            }
+            return Status::ok("MOVE completed");
+        }
+        match code {
+            Some(code) => Status::new(StatusKind::Ok, Some(code), "COPY completed"),
+            None => Status::ok("COPY completed"),
+        }
+    }
+}
+
+fn bad_charset() -> Status {
+    let supported = ["US-ASCII", "UTF-8"]
+        .iter()
+        .filter_map(|c| Atom::new(*c).ok())
+        .collect();
+    Status::new(
+        StatusKind::No,
+        Some(Code::BadCharset(supported)),
+        "Supported charsets: US-ASCII and UTF-8",
+    )
+}
+
+/// The COPYUID code of a copy: source and destination UIDs in the same
+/// order, runs written as ranges.
+fn copy_uid(uidvalidity: u32, pairs: &[(u32, u32)]) -> Option<Code> {
+    let mut source = Vec::new();
+    let mut destination = Vec::new();
+    let mut i = 0;
+    while i < pairs.len() {
+        let mut j = i;
+        while j + 1 < pairs.len()
+            && pairs[j + 1].0 == pairs[j].0 + 1
+            && pairs[j + 1].1 == pairs[j].1 + 1
+        {
+            j += 1;
+        }
+        source.push(range(pairs[i].0, pairs[j].0)?);
+        destination.push(range(pairs[i].1, pairs[j].1)?);
+        i = j + 1;
+    }
+    Some(Code::CopyUid {
+        uid_validity: NonZeroU32::new(uidvalidity)?,
+        source: SequenceSet::new(source).ok()?,
+        destination: SequenceSet::new(destination).ok()?,
+    })
+}
+
+fn range(from: u32, to: u32) -> Option<SeqRange> {
+    let (a, b) = (NonZeroU32::new(from)?, NonZeroU32::new(to)?);
+    Some(if a == b {
+        SeqRange::Single(SeqNumber::Value(a))
+    } else {
+        SeqRange::Range(SeqNumber::Value(a), SeqNumber::Value(b))
+    })
+}
+
+/// The index entries of the targets, each with its message number, in
+/// order; messages expunged meanwhile are left out.
+async fn load(
+    store: &Store,
+    mailbox: MailboxId,
+    targets: &[(u32, u32)],
+) -> Result<Vec<(u32, Message)>, Status> {
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for &(_, uid) in targets {
+        match ranges.last_mut() {
+            Some(last) if last.1.checked_add(1) == Some(uid) => last.1 = uid,
+            _ => ranges.push((uid, uid)),
+        }
+    }
+    let store = store.clone();
+    let messages = match blocking(move || store.messages_in(mailbox, &ranges)).await {
+        Some(Ok(messages)) => messages,
+        Some(Err(e)) => return Err(store_status(&e)),
+        None => return Err(server_bug()),
+    };
+    // Targets and messages are both in UID order.
+    let mut out = Vec::with_capacity(messages.len());
+    let mut targets = targets.iter().peekable();
+    for message in messages {
+        while targets.next_if(|(_, uid)| *uid < message.uid).is_some() {}
+        if let Some(&&(seq, uid)) = targets.peek()
+            && uid == message.uid
+        {
+            out.push((seq, message));
+        }
+    }
+    Ok(out)
+}
+
+/// A message's bytes as far as `need` goes.
+fn read(
+    store: &Store,
+    mailbox: MailboxId,
+    uid: u32,
+    need: Need,
+) -> Result<Option<Vec<u8>>, ironpost_store::Error> {
+    match need {
+        Need::Index => Ok(None),
+        Need::Whole => store.read_message(mailbox, uid).map(Some),
+        Need::Header => {
+            let mut reader = store.open_message(mailbox, uid)?;
+            let io = |source| ironpost_store::Error::Io {
+                path: format!("message {mailbox} UID {uid}").into(),
+                source,
+            };
+            let mut out = Vec::new();
+            let mut chunk = [0u8; 8192];
+            loop {
+                let n = reader.read(&mut chunk).map_err(io)?;
+                if n == 0 {
+                    return Ok(Some(out));
+                }
+                let from = out.len().saturating_sub(3);
+                out.extend_from_slice(&chunk[..n]);
+                if let Some(end) = header_end(&out, from) {
+                    out.truncate(end);
+                    return Ok(Some(out));
+                }
+            }
+        }
+    }
+}
+
+/// Where the header ends (after its empty line), searching from `from`.
+fn header_end(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < bytes.len() {
+        if bytes[i] == b'\n' {
+            match bytes.get(i + 1) {
+                Some(b'\n') => return Some(i + 2),
+                Some(b'\r') if bytes.get(i + 2) == Some(&b'\n') => return Some(i + 3),
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    // A message that starts with its empty line has an empty header.
+    if from == 0 && bytes.starts_with(b"\r\n") {
+        return Some(2);
+    }
+    None
+}
+
+/// Writes out what the session has buffered, so that a FETCH of many
+/// messages is never held whole.
+async fn flush_output(
+    session: &mut ServerSession,
+    conn: &mut Connection,
+) -> Result<(), &'static str> {
+    let mut out = Vec::new();
+    if session.poll_transmit(&mut out) > 0 {
+        conn.write_all(&out).await.map_err(|_| "write error")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_ends() {
+        assert_eq!(header_end(b"A: b\r\n\r\nbody", 0), Some(8));
+        assert_eq!(header_end(b"A: b\n\nbody", 0), Some(6));
+        assert_eq!(header_end(b"\r\nbody", 0), Some(2));
+        assert_eq!(header_end(b"A: b\r\nC: d\r\n", 0), None);
+    }
+
+    #[test]
+    fn copy_uids_as_ranges() {
+        let code = copy_uid(7, &[(1, 10), (2, 11), (3, 12), (5, 13), (6, 20)]).unwrap();
+        let mut out = Vec::new();
+        ironpost_imap_proto::Response::Tagged(
+            ironpost_imap_proto::types::Tag::new("a").unwrap(),
+            Status::new(StatusKind::Ok, Some(code), "done"),
+        )
+        .encode(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a OK [COPYUID 7 1:3,5,6 10:12,13,20] done\r\n"
+        );
+    }
+}
