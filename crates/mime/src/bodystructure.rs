@@ -1,5 +1,6 @@
 //! IMAP BODYSTRUCTURE, extended form (RFC 3501 section 7.4.2): every field,
-//! for every part, with the IMAP wire rendering.
+//! for every part, with the IMAP wire rendering; and the non-extensible form
+//! that FETCH BODY answers with (the same without extension data).
 //!
 //! Strings keep the case and bytes of the message (`"TEXT" "HTML"` stays as
 //! written); a text part without a charset gets `("charset" "us-ascii")`, a
@@ -88,10 +89,10 @@ pub struct BodyStructure {
 
 /// The Content-* data of one part's header.
 #[derive(Default)]
-struct ContentFields {
+pub(crate) struct ContentFields {
     media: Option<(Vec<u8>, Option<Vec<u8>>)>,
-    params: Vec<(Vec<u8>, Vec<u8>)>,
-    encoding: Option<Vec<u8>>,
+    pub(crate) params: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(crate) encoding: Option<Vec<u8>>,
     id: Option<Vec<u8>>,
     description: Option<Vec<u8>>,
     md5: Option<Vec<u8>>,
@@ -100,7 +101,7 @@ struct ContentFields {
     location: Option<Vec<u8>>,
 }
 
-fn content_fields(raw: &[u8], fields: &[HeaderField]) -> ContentFields {
+pub(crate) fn content_fields(raw: &[u8], fields: &[HeaderField]) -> ContentFields {
     let mut c = ContentFields::default();
     for field in fields {
         let name = field.name(raw);
@@ -300,6 +301,32 @@ impl BodyStructure {
 
     /// Appends the extended BODYSTRUCTURE wire form.
     pub fn write_imap(&self, out: &mut Vec<u8>) {
+        self.write(out, true);
+    }
+
+    /// The wire form as a byte string.
+    pub fn to_imap_string(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_imap(&mut out);
+        out
+    }
+
+    /// Appends the non-extensible form that FETCH `BODY` answers with
+    /// (RFC 3501 `body` without `body-ext-1part` / `body-ext-mpart`, also in
+    /// the structure of an attached message): the extended form without the
+    /// multipart parameters, MD5, disposition, language and location.
+    pub fn write_imap_non_extensible(&self, out: &mut Vec<u8>) {
+        self.write(out, false);
+    }
+
+    /// The non-extensible wire form as a byte string.
+    pub fn to_imap_string_non_extensible(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_imap_non_extensible(&mut out);
+        out
+    }
+
+    fn write(&self, out: &mut Vec<u8>, extended: bool) {
         out.push(b'(');
         match &self.body {
             Body::Multipart {
@@ -309,13 +336,15 @@ impl BodyStructure {
                 extension,
             } => {
                 for part in parts {
-                    part.write_imap(out);
+                    part.write(out, extended);
                 }
                 out.push(b' ');
                 write_string(out, subtype);
-                out.push(b' ');
-                write_params(out, params);
-                write_extension(out, extension);
+                if extended {
+                    out.push(b' ');
+                    write_params(out, params);
+                    write_extension(out, extension);
+                }
             }
             Body::Single(p) => {
                 write_string(out, &p.media_type);
@@ -334,24 +363,19 @@ impl BodyStructure {
                     out.push(b' ');
                     envelope.write_imap(out);
                     out.push(b' ');
-                    body.write_imap(out);
+                    body.write(out, extended);
                 }
                 if let Some(lines) = p.lines {
                     out.extend_from_slice(format!(" {lines}").as_bytes());
                 }
-                out.push(b' ');
-                write_nstring_nolf(out, p.md5.as_deref());
-                write_extension(out, &p.extension);
+                if extended {
+                    out.push(b' ');
+                    write_nstring_nolf(out, p.md5.as_deref());
+                    write_extension(out, &p.extension);
+                }
             }
         }
         out.push(b')');
-    }
-
-    /// The wire form as a byte string.
-    pub fn to_imap_string(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.write_imap(&mut out);
-        out
     }
 }
 
@@ -400,4 +424,31 @@ fn write_extension(out: &mut Vec<u8>, ext: &Extension) {
     }
     out.push(b' ');
     write_nstring_nolf(out, ext.location.as_deref());
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Message;
+
+    #[test]
+    fn non_extensible_form_drops_extension_data() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\nContent-Language: en\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Disposition: inline\r\nContent-MD5: abc\r\n\r\nhi\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: s\r\nContent-Type: multipart/alternative; boundary=c\r\nMIME-Version: 1.0\r\n\r\n--c\r\nContent-Type: text/html\r\nContent-Location: x\r\n\r\n<p>\r\n--c--\r\n--b--\r\n";
+        let bs = Message::parse(raw).body_structure();
+        assert_eq!(
+            String::from_utf8(bs.to_imap_string_non_extensible()).unwrap(),
+            "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 2 0)\
+             (\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 147 \
+             (NIL \"s\" NIL NIL NIL NIL NIL NIL NIL NIL) \
+             ((\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 3 0) \"alternative\") 10) \
+             \"mixed\")"
+        );
+        assert_eq!(
+            String::from_utf8(bs.to_imap_string()).unwrap(),
+            "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 2 0 \"abc\" (\"inline\" NIL) NIL NIL)\
+             (\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 147 \
+             (NIL \"s\" NIL NIL NIL NIL NIL NIL NIL NIL) \
+             ((\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 3 0 NIL NIL NIL \"x\") \"alternative\" (\"boundary\" \"c\") NIL NIL NIL) 10 NIL NIL NIL NIL) \
+             \"mixed\" (\"boundary\" \"b\") NIL (\"en\") NIL)"
+        );
+    }
 }

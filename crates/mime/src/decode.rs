@@ -1,7 +1,7 @@
 //! Decoded values for people and filters (not for the IMAP wire, which
 //! carries raw bytes): RFC 2047 encoded words in header text, RFC 2231
-//! parameter values, charsets and transfer encodings. The decoding itself is
-//! mail-parser's.
+//! parameter values, charsets, transfer encodings and `Date:` values. The
+//! decoding itself is mail-parser's.
 
 use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::charsets::map::charset_decoder;
@@ -48,6 +48,180 @@ pub fn decode_parameter(key: &[u8], value: &[u8]) -> String {
     }
 }
 
+/// The date and time of a `Date:` field as written, in the field's own zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentDate {
+    /// The year (two-digit years read as RFC 5322 says: 00-49 are 20xx,
+    /// 50-99 are 19xx; three-digit years add 1900).
+    pub year: u16,
+    /// The month, 1-12.
+    pub month: u8,
+    /// The day of the month, checked against the month's length.
+    pub day: u8,
+    /// The hour, 0-23.
+    pub hour: u8,
+    /// The minute, 0-59.
+    pub minute: u8,
+    /// The second, 0-60 (a leap second is allowed).
+    pub second: u8,
+    /// The zone's offset from UTC in minutes (`-0700` is -420).
+    pub zone: i16,
+}
+
+impl SentDate {
+    /// Seconds since the Unix epoch of this moment.
+    pub fn unix_timestamp(&self) -> i64 {
+        // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+        let (m, d) = (i64::from(self.month), i64::from(self.day));
+        let y = i64::from(self.year) - i64::from(m <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+        let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+        days * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second)
+            - i64::from(self.zone) * 60
+    }
+}
+
+const MONTHS: [&[u8]; 12] = [
+    b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
+];
+
+const DAYS: [&[u8]; 7] = [b"mon", b"tue", b"wed", b"thu", b"fri", b"sat", b"sun"];
+
+/// Parses a `Date:` value: RFC 5322 `date-time` and its obsolete forms
+/// (comments anywhere, folding, two- and three-digit years, no seconds,
+/// zone names such as `EST`; a military zone letter or a missing zone reads
+/// as UTC, as RFC 5322 section 4.3 allows). Full month and day names are
+/// taken too. A date that does not exist (`31 Feb`), a year outside 1 to
+/// 9999 or anything else unreadable gives `None`.
+pub fn parse_date(raw_value: &[u8]) -> Option<SentDate> {
+    let cleaned = strip_comments(raw_value);
+    let mut tokens = cleaned
+        .split(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b','))
+        .filter(|t| !t.is_empty())
+        .peekable();
+    if tokens
+        .peek()
+        .is_some_and(|t| t.len() >= 3 && DAYS.iter().any(|d| t[..3].eq_ignore_ascii_case(d)))
+    {
+        tokens.next();
+    }
+    let day = number(tokens.next()?, 1, 2)?;
+    let month_name = tokens.next()?;
+    let month = MONTHS
+        .iter()
+        .position(|m| month_name.len() >= 3 && month_name[..3].eq_ignore_ascii_case(m))?;
+    let year_token = tokens.next()?;
+    let year = match (number(year_token, 1, 4)?, year_token.len()) {
+        (y, 2) if y < 50 => y + 2000,
+        (y, 2 | 3) => y + 1900,
+        (y, _) => y,
+    };
+    let mut time = tokens.next()?.split(|&b| b == b':');
+    let hour = number(time.next()?, 1, 2)?;
+    let minute = number(time.next()?, 2, 2)?;
+    let second = match time.next() {
+        Some(s) => number(s, 2, 2)?,
+        None => 0,
+    };
+    let zone = match tokens.next() {
+        None => 0,
+        Some(z) => zone(z)?,
+    };
+    let date = SentDate {
+        year: u16::try_from(year).ok()?,
+        month: u8::try_from(month + 1).ok()?,
+        day: u8::try_from(day).ok()?,
+        hour: u8::try_from(hour).ok()?,
+        minute: u8::try_from(minute).ok()?,
+        second: u8::try_from(second).ok()?,
+        zone,
+    };
+    let valid = time.next().is_none()
+        && (1..=9999).contains(&date.year)
+        && (1..=days_in_month(date.year, date.month)).contains(&date.day)
+        && date.hour < 24
+        && date.minute < 60
+        && date.second <= 60;
+    valid.then_some(date)
+}
+
+/// The value with comments (nested, with quoted pairs) replaced by a space.
+fn strip_comments(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut depth = 0usize;
+    let mut escaped = false;
+    for &b in value {
+        if depth == 0 {
+            if b == b'(' {
+                depth = 1;
+                out.push(b' ');
+            } else {
+                out.push(b);
+            }
+        } else if escaped {
+            escaped = false;
+        } else {
+            match b {
+                b'\\' => escaped = true,
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// A decimal number of `min` to `max` digits.
+fn number(token: &[u8], min: usize, max: usize) -> Option<u32> {
+    if !(min..=max).contains(&token.len()) || !token.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(token.iter().fold(0, |n, &b| n * 10 + u32::from(b - b'0')))
+}
+
+/// A zone: `+hhmm` / `-hhmm` (`+hh:mm` too), or an RFC 5322 zone name.
+fn zone(token: &[u8]) -> Option<i16> {
+    if let Some((&sign, digits)) = token.split_first()
+        && (sign == b'+' || sign == b'-')
+    {
+        let digits: Vec<u8> = digits.iter().copied().filter(|&b| b != b':').collect();
+        let hhmm = number(&digits, 4, 4)?;
+        let (hours, minutes) = (hhmm / 100, hhmm % 100);
+        if minutes >= 60 {
+            return None;
+        }
+        let offset = i16::try_from(hours * 60 + minutes).ok()?;
+        return Some(if sign == b'-' { -offset } else { offset });
+    }
+    let hours = match token.to_ascii_uppercase().as_slice() {
+        b"UT" | b"UTC" | b"GMT" | b"Z" => 0,
+        b"EDT" => -4,
+        b"EST" | b"CDT" => -5,
+        b"CST" | b"MDT" => -6,
+        b"MST" | b"PDT" => -7,
+        b"PST" => -8,
+        [letter] if letter.is_ascii_alphabetic() => 0,
+        _ => return None,
+    };
+    Some(hours * 60)
+}
+
+fn days_in_month(year: u16, month: u8) -> u8 {
+    let leap = (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400);
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
 /// Transfer encodings of a body part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -76,12 +250,17 @@ impl TransferEncoding {
     /// Decodes `body`; content that does not decode is returned unchanged
     /// (what a mail client shows for a broken part).
     pub fn decode(self, body: &[u8]) -> Vec<u8> {
-        let decoded = match self {
-            TransferEncoding::Identity => None,
+        self.try_decode(body).unwrap_or_else(|| body.to_vec())
+    }
+
+    /// Decodes `body`, or `None` when it does not decode (identity always
+    /// does).
+    pub fn try_decode(self, body: &[u8]) -> Option<Vec<u8>> {
+        match self {
+            TransferEncoding::Identity => Some(body.to_vec()),
             TransferEncoding::Base64 => base64_decode(body),
             TransferEncoding::QuotedPrintable => quoted_printable_decode(body),
-        };
-        decoded.unwrap_or_else(|| body.to_vec())
+        }
     }
 }
 
@@ -111,6 +290,58 @@ mod tests {
     }
 
     #[test]
+    fn dates() {
+        let d = parse_date(b"Wed, 17 Jul 1996 02:23:25 -0700 (PDT)").unwrap();
+        assert_eq!(
+            (d.year, d.month, d.day, d.hour, d.minute, d.second, d.zone),
+            (1996, 7, 17, 2, 23, 25, -420)
+        );
+        assert_eq!(d.unix_timestamp(), 837_595_405);
+        let d = parse_date(b" 1 Jan 2024 23:59 +0130").unwrap();
+        assert_eq!(
+            (d.year, d.month, d.day, d.second, d.zone),
+            (2024, 1, 1, 0, 90)
+        );
+        assert_eq!(d.unix_timestamp(), 1_704_153_540 - 90 * 60);
+        let d = parse_date(b"Fri, 3 Mar 95 10:00:00 EST").unwrap();
+        assert_eq!((d.year, d.zone), (1995, -300));
+        let d = parse_date(b"Thu,\r\n 29 Feb 2024 12:00:00 GMT").unwrap();
+        assert_eq!((d.month, d.day, d.zone), (2, 29, 0));
+        let d = parse_date(b"Tuesday, 05 March 2024 (x (y) \\) z) 7:05:09 +02:00 (CEST)").unwrap();
+        assert_eq!(
+            (d.year, d.month, d.day, d.hour, d.minute, d.second, d.zone),
+            (2024, 3, 5, 7, 5, 9, 120)
+        );
+        let d = parse_date(b"5 Mar 124 07:05:09").unwrap();
+        assert_eq!(
+            parse_date(b"5 Mar 2024 07:05:09 +0100 CET").unwrap().zone,
+            60
+        );
+        assert_eq!((d.year, d.zone), (2024, 0));
+        assert_eq!(
+            parse_date(b"5 Mar 1970 00:00:00 +0000")
+                .unwrap()
+                .unix_timestamp(),
+            5_443_200
+        );
+        for bad in [
+            &b"garbage date"[..],
+            b"17 Jul 1996 02:23:25 +0760",
+            b"17 Jul 1996 24:00:00 +0000",
+            b"17 Jul 0 02:23:25 +0000",
+            b"17 Jul 1996 02:23:25:10 +0000",
+            b"17 Jul 1996 2:3 +0000",
+            b"",
+            b"Wed, 17 Jul 1996",
+            b"31 Feb 2023 10:00:00 +0000",
+            b"29 Feb 2023 10:00:00 +0000",
+            b"17 Foo 1996 02:23:25 +0000",
+        ] {
+            assert_eq!(parse_date(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
     fn transfer_encodings() {
         assert_eq!(
             TransferEncoding::from_name(b" BASE64").decode(b"aGVsbG8="),
@@ -121,5 +352,10 @@ mod tests {
             "caf\u{e9}".as_bytes()
         );
         assert_eq!(TransferEncoding::Base64.decode(b"!!!"), b"!!!");
+        assert_eq!(TransferEncoding::Base64.try_decode(b"!!!"), None);
+        assert_eq!(
+            TransferEncoding::Identity.try_decode(b"!!!").as_deref(),
+            Some(&b"!!!"[..])
+        );
     }
 }

@@ -66,7 +66,13 @@ fn exercise(raw: &[u8]) {
     check_ranges(msg.root(), raw.len());
     let _ = msg.envelope().to_imap_string();
     let _ = msg.body_structure().to_imap_string();
+    let _ = msg.body_structure().to_imap_string_non_extensible();
     let _ = msg.rfc822_size();
+    let _ = msg.body_texts();
+    let _ = msg.binary(&[]).expect("the whole message");
+    if let Some(date) = msg.header_raw("Date") {
+        let _ = ironpost_mime::decode::parse_date(&date);
+    }
     let mut all = Vec::new();
     numbers(msg.root(), &[], &mut all);
     for n in &all {
@@ -79,6 +85,7 @@ fn exercise(raw: &[u8]) {
             );
             msg.fetch_body(&spec).expect("valid section");
         }
+        msg.binary(n).expect("listed part exists");
     }
     for spec in [
         "BODY[]",
@@ -97,6 +104,13 @@ fn exercise(raw: &[u8]) {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_dates_never_panic(value in proptest::collection::vec(any::<u8>(), 0..64)) {
+        if let Some(date) = ironpost_mime::decode::parse_date(&value) {
+            let _ = date.unix_timestamp();
+        }
+    }
 
     #[test]
     fn arbitrary_bytes_never_panic(raw in proptest::collection::vec(any::<u8>(), 0..2048)) {
