@@ -923,8 +923,14 @@ impl Response {
 
 // ---- parser ----
 
+/// How deep the lists of a [`Rendered`] value may nest. The mime crate stops
+/// at 100 nested parts, and its BODYSTRUCTURE of a message that deep is a
+/// list or two deeper (Dovecot's is too); the parser is a loop, so the cap
+/// only bounds what a host may send.
+const MAX_RENDERED_DEPTH: usize = 256;
+
 /// A balanced parenthesised value: lists, strings, literals and atoms, at
-/// most 100 lists deep (the mime crate's nesting limit).
+/// most [`MAX_RENDERED_DEPTH`] lists deep.
 pub(crate) fn paren_value(i: &[u8]) -> R<'_, &[u8]> {
     let start = i;
     let mut rest = i;
@@ -933,7 +939,7 @@ pub(crate) fn paren_value(i: &[u8]) -> R<'_, &[u8]> {
         match rest.first() {
             Some(b'(') => {
                 depth += 1;
-                if depth > 100 {
+                if depth > MAX_RENDERED_DEPTH {
                     return Err(nom::Err::Error(nom::error::Error::new(
                         rest,
                         nom::error::ErrorKind::TooLarge,

@@ -533,7 +533,13 @@ impl ServerSession {
     /// Appends the bytes to send to the client to `out`; returns how many.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         let n = self.out.len();
-        out.append(&mut self.out);
+        if out.is_empty() {
+            // The buffer goes to the host whole: the session keeps no
+            // capacity from a large answer.
+            std::mem::swap(out, &mut self.out);
+        } else {
+            out.append(&mut self.out);
+        }
         n
     }
 

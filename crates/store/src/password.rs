@@ -14,10 +14,11 @@
 //! | 32 hex digits | hex MD5(password) (hMailServer's older format) |
 
 use std::fmt;
+use std::sync::{Condvar, LazyLock, Mutex};
 
+use argon2::password_hash::PasswordHasher;
 use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64ct::{Base64, Encoding};
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -170,8 +171,7 @@ pub(crate) fn verify(stored: &str, password: &str) -> Verified {
         return no;
     };
     let ok = match scheme {
-        Scheme::Argon2 { .. } => PasswordHash::new(stored)
-            .is_ok_and(|h| Argon2::default().verify_password(pw, &h).is_ok()),
+        Scheme::Argon2 { .. } => verify_argon2(stored, pw),
         Scheme::Ssha256 => salted::<Sha256>(&stored[9..], 32, pw),
         Scheme::Sha256 => salted::<Sha256>(&stored[8..], 32, pw),
         Scheme::Smd5 => salted::<Md5>(&stored[6..], 16, pw),
@@ -189,6 +189,84 @@ pub(crate) fn verify(stored: &str, password: &str) -> Verified {
         ok,
         upgrade: ok && scheme != Scheme::Argon2 { id: true },
     }
+}
+
+/// Memory for argon2 verifications, reused. At most one buffer per CPU is
+/// ever allocated, and at most that many verifications run at once (the
+/// rest wait: hashing is CPU-bound anyway). Without it every login
+/// allocated its own 19 MiB: a burst of logins on the server's blocking
+/// threads could ask for gigabytes, and each thread's allocator kept its
+/// copy afterwards.
+struct Workspace {
+    state: Mutex<(Vec<Vec<Block>>, usize)>,
+    returned: Condvar,
+    limit: usize,
+}
+
+static WORKSPACE: LazyLock<Workspace> = LazyLock::new(|| Workspace {
+    state: Mutex::new((Vec::new(), 0)),
+    returned: Condvar::new(),
+    limit: std::thread::available_parallelism().map_or(2, |n| n.get()),
+});
+
+/// A buffer taken from the [`Workspace`]; given back when dropped.
+struct Borrowed(Vec<Block>);
+
+impl Workspace {
+    fn take(&self) -> Borrowed {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(buffer) = state.0.pop() {
+                return Borrowed(buffer);
+            }
+            if state.1 < self.limit {
+                state.1 += 1;
+                return Borrowed(Vec::new());
+            }
+            state = self.returned.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl Drop for Borrowed {
+    fn drop(&mut self) {
+        let buffer = std::mem::take(&mut self.0);
+        let mut state = WORKSPACE.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0.push(buffer);
+        WORKSPACE.returned.notify_one();
+    }
+}
+
+/// Checks an argon2 PHC string (any variant and version, its own cost
+/// parameters) in memory from the [`Workspace`].
+fn verify_argon2(stored: &str, pw: &[u8]) -> bool {
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(hash.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&hash) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let mut memory = WORKSPACE.take();
+    if memory.0.len() < blocks {
+        memory.0.resize(blocks, Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params);
+    argon2
+        .hash_password_into_with_memory(pw, salt.as_ref(), &mut out, &mut memory.0[..blocks])
+        .is_ok()
+        && ct_eq(&out, expected.as_ref())
 }
 
 /// `b64` is base64 of digest(password ‖ salt) ‖ salt, the salt possibly empty.
@@ -248,6 +326,46 @@ mod tests {
             }
         );
         assert!(!verify(&h, "Secret").ok);
+    }
+
+    #[test]
+    fn many_verifications_at_once_share_the_workspace() {
+        // 16 threads at once hold at most one buffer per CPU between them.
+        let params = PasswordParams {
+            memory_kib: 1024,
+            ..PasswordParams::default()
+        };
+        let h = hash(params, "secret").unwrap();
+        let i = PasswordHash::new(&h).unwrap();
+        assert_eq!(i.algorithm.as_str(), "argon2id");
+        let threads: Vec<_> = (0..16)
+            .map(|n| {
+                let h = h.clone();
+                std::thread::spawn(move || {
+                    verify(&h, if n % 2 == 0 { "secret" } else { "wrong" }).ok
+                })
+            })
+            .collect();
+        for (n, t) in threads.into_iter().enumerate() {
+            assert_eq!(t.join().unwrap(), n % 2 == 0);
+        }
+        let state = WORKSPACE.state.lock().unwrap();
+        assert!(state.1 <= WORKSPACE.limit, "{} buffers", state.1);
+        assert_eq!(state.0.len(), state.1, "every buffer was given back");
+    }
+
+    /// A hash made by another argon2 implementation's parameters (argon2i,
+    /// version 0x10, other costs) verifies the same way.
+    #[test]
+    fn other_argon2_variants_verify() {
+        let params = Params::new(64, 3, 2, None).unwrap();
+        let other = Argon2::new(Algorithm::Argon2i, Version::V0x10, params)
+            .hash_password_with_salt(b"pw", b"saltsaltsalt")
+            .unwrap()
+            .to_string();
+        assert!(verify(&other, "pw").ok);
+        assert!(verify(&other, "pw").upgrade);
+        assert!(!verify(&other, "px").ok);
     }
 
     #[test]

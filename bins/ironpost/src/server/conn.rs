@@ -18,8 +18,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-/// How much one read takes from the socket at most: one TLS record. It is
-/// allocated per connection, so it is kept small (many connections idle).
+/// How much one read takes from the socket at most: one TLS record. A
+/// connection in clear holds it only while it reads: it is allocated when
+/// the socket is readable and given back once a read leaves the socket
+/// drained, so an idle connection (an IMAP client in IDLE) costs none of it.
 const READ_BUFFER: usize = 16 * 1024;
 
 /// A TCP stream, in clear or TLS.
@@ -93,7 +95,10 @@ pub(crate) struct TlsInfo {
 /// A client connection.
 pub(crate) struct Connection {
     stream: Stream,
-    buffer: Box<[u8]>,
+    /// The read buffer; empty while a connection in clear waits.
+    buffer: Vec<u8>,
+    /// The last read filled the buffer: more is probably waiting.
+    busy: bool,
     peer: SocketAddr,
     tls: Option<TlsInfo>,
     /// Bytes read and written, for the connection's log line.
@@ -108,7 +113,8 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         Connection {
             stream: Stream::Plain(stream),
-            buffer: vec![0; READ_BUFFER].into_boxed_slice(),
+            buffer: Vec::new(),
+            busy: false,
             peer,
             tls: None,
             bytes_in: 0,
@@ -128,7 +134,33 @@ impl Connection {
 
     /// Reads what is available: an empty slice means the client closed.
     pub(crate) async fn read(&mut self) -> io::Result<&[u8]> {
-        let n = self.stream.read(&mut self.buffer).await?;
+        let n = match &mut self.stream {
+            Stream::Plain(tcp) => {
+                if !self.busy {
+                    self.buffer = Vec::new();
+                }
+                loop {
+                    tcp.readable().await?;
+                    if self.buffer.is_empty() {
+                        self.buffer = vec![0; READ_BUFFER];
+                    }
+                    match tcp.try_read(&mut self.buffer) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            // rustls may hold decrypted bytes the socket no longer shows,
+            // so a TLS stream always reads through its buffer.
+            stream => {
+                if self.buffer.is_empty() {
+                    self.buffer = vec![0; READ_BUFFER];
+                }
+                stream.read(&mut self.buffer).await?
+            }
+        };
+        self.busy = n == self.buffer.len();
         self.bytes_in += n as u64;
         Ok(&self.buffer[..n])
     }
