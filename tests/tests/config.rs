@@ -30,8 +30,10 @@ fn an_unknown_key_is_named() {
     let env = Env::with_config("[smtp]\nmax_connexions = 10\n");
     let err = fails(&env.run(&["config", "check"]), 2, "max_connexions");
     assert!(err.contains("ironpost.toml"), "{err}");
+    let env = Env::with_config("[imapd]\nport = 143\n");
+    fails(&env.run(&["config", "check"]), 2, "imapd");
     let env = Env::with_config("[imap]\nport = 143\n");
-    fails(&env.run(&["config", "check"]), 2, "imap");
+    fails(&env.run(&["config", "check"]), 2, "port");
 }
 
 #[test]
