@@ -64,6 +64,12 @@ pub(crate) const REQUIRED: &[Tool] = &[
         probe: &[],
         used_by: "tests/tests/pop3_clients.rs (curl's POP3 client: LIST, RETR, custom commands)",
     },
+    Tool {
+        program: "mbsync",
+        package: "isync",
+        probe: &[],
+        used_by: "tests/tests/imap_clients.rs (a 500-message Maildir sync down and back up)",
+    },
 ];
 
 /// The tools of `tools` that are not on `PATH`.
