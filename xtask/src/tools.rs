@@ -62,7 +62,7 @@ pub(crate) const REQUIRED: &[Tool] = &[
         program: "curl",
         package: "curl",
         probe: &[],
-        used_by: "tests/tests/pop3_clients.rs (curl's POP3 client: LIST, RETR, custom commands)",
+        used_by: "tests/tests/pop3_clients.rs and imap_clients.rs (curl's POP3 and IMAP clients)",
     },
     Tool {
         program: "mbsync",

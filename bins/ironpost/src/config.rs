@@ -978,8 +978,10 @@ mod tests {
         assert!(err.contains("hostname"), "{err}");
         let err = Config::parse("[smtp]\nbare_lf = \"keep\"\n").unwrap_err();
         assert!(err.contains("keep"), "{err}");
-        let err = Config::parse("[imap]\n").unwrap_err();
-        assert!(err.contains("imap"), "{err}");
+        let err = Config::parse("[ldapd]\n").unwrap_err();
+        assert!(err.contains("ldapd"), "{err}");
+        let err = Config::parse("[imap]\nidle_seconds = 60\n").unwrap_err();
+        assert!(err.contains("idle_seconds"), "{err}");
     }
 
     #[test]

@@ -460,6 +460,11 @@ impl Host<'_> {
                 });
                 session.accept_append(req)
             }
+            // RFC 3501 6.3.11: a mailbox that could be created is TRYCREATE.
+            Some(Err(ironpost_store::Error::MailboxNotFound(_))) => {
+                let status = Status::new(StatusKind::No, Some(Code::TryCreate), "No such mailbox");
+                session.reject_append(req, status)
+            }
             Some(Err(e)) => session.reject_append(req, mailbox::store_status(&e)),
             None => session.reject_append(req, mailbox::server_bug()),
         }
