@@ -56,7 +56,7 @@ impl WriteCtx<'_> {
         self.messages += n;
     }
 
-    /// Counts a body stored in its `blobs` row (for [`crate::Stats`]).
+    /// Counts a body stored in the database (`blob_data`) (for [`crate::Stats`]).
     pub(crate) fn count_inline_body(&mut self) {
         self.inline_bodies += 1;
     }

@@ -163,8 +163,8 @@ impl Store {
                 let mut stmt = tx
                     .prepare(
                         "SELECT m.mailbox_id, m.uid, m.blob, m.size - length(m.prefix),
-                                length(b.data)
-                         FROM messages m LEFT JOIN blobs b ON b.hash = m.blob",
+                                length(d.data)
+                         FROM messages m LEFT JOIN blob_data d ON d.hash = m.blob",
                     )
                     .db()?;
                 let mut rows = stmt.query([]).db()?;
@@ -175,7 +175,7 @@ impl Store {
                     let body_size = r.get::<_, i64>(3).db()?;
                     let inline = r.get::<_, Option<i64>>(4).db()?;
                     report.messages += 1;
-                    // A small body kept in its row, or a file.
+                    // A small body kept in the database, or a file.
                     let size = match inline {
                         Some(len) => Ok(len as u64),
                         None => blobs.size(&id),

@@ -13,7 +13,7 @@
 //! exact whatever happens; quota is checked before a row is added.
 //!
 //! A new body up to [`crate::StoreConfig::inline_body_max`] is kept in its
-//! `blobs` row, inserted by the same write job as the message rows, so it is
+//! `blob_data` row, inserted by the same write job as the message rows, so it is
 //! durable with their commit; a larger one is a file made durable before the
 //! job is queued. Either way the blob is content-addressed: bytes stored
 //! already, inline or as a file, are referenced, not stored again.
@@ -296,17 +296,19 @@ pub(crate) fn ensure_blob(
     Ok(())
 }
 
-/// Whether the blob row of `id` keeps its bytes inline: `None` when there is
-/// no row.
+/// Whether the body `id` is kept inline (in `blob_data`): `None` when it has
+/// no `blobs` row.
 fn inline_row(conn: &Connection, id: &BlobId) -> Result<Option<bool>> {
-    conn.prepare_cached("SELECT data IS NOT NULL FROM blobs WHERE hash = ?1")
-        .db()?
-        .query_row([&id.0[..]], |r| r.get(0))
-        .optional()
-        .db()
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM blob_data WHERE hash = ?1) FROM blobs WHERE hash = ?1",
+    )
+    .db()?
+    .query_row([&id.0[..]], |r| r.get(0))
+    .optional()
+    .db()
 }
 
-/// Whether a body is stored: in its `blobs` row, or as a file.
+/// Whether a body is stored: in `blob_data`, or as a file.
 pub(crate) fn body_exists(conn: &Connection, blobs: &BlobStore, id: &BlobId) -> Result<bool> {
     Ok(inline_row(conn, id)? == Some(true) || blobs.path(id).is_file())
 }
@@ -326,27 +328,33 @@ pub(crate) fn ensure_inline_blob(
         Some(true) => Ok(false),
         Some(false) if blobs.path(id).is_file() => Ok(false),
         Some(false) => {
-            conn.prepare_cached("UPDATE blobs SET data = ?2 WHERE hash = ?1")
-                .db()?
-                .execute(params![&id.0[..], body])
-                .db()?;
+            insert_blob_data(conn, id, body)?;
             Ok(true)
         }
         None => {
-            conn.prepare_cached("INSERT INTO blobs(hash, size, refs, data) VALUES (?1, ?2, 0, ?3)")
+            conn.prepare_cached("INSERT INTO blobs(hash, size, refs) VALUES (?1, ?2, 0)")
                 .db()?
-                .execute(params![&id.0[..], body.len() as i64, body])
+                .execute(params![&id.0[..], body.len() as i64])
                 .db()?;
+            insert_blob_data(conn, id, body)?;
             Ok(true)
         }
     }
+}
+
+fn insert_blob_data(conn: &Connection, id: &BlobId, body: &[u8]) -> Result<()> {
+    conn.prepare_cached("INSERT INTO blob_data(hash, data) VALUES (?1, ?2)")
+        .db()?
+        .execute(params![&id.0[..], body])
+        .db()?;
+    Ok(())
 }
 
 /// A body on its way to the write job that references it.
 enum NewBody {
     /// In its file, durable already ([`BlobStore::write_durable`]), of this size.
     File(BlobId, u64),
-    /// Bytes to keep in the body's `blobs` row, written by the job's own
+    /// Bytes to keep in the database (`blob_data`), written by the job's own
     /// transaction; the id is their hash.
     Inline(BlobId, Vec<u8>),
 }
@@ -747,8 +755,8 @@ impl Store {
         let (prefix, hash, size, inline): Row = self
             .read(|c| {
                 c.prepare_cached(
-                    "SELECT m.prefix, m.blob, m.size, b.data FROM messages m
-                     LEFT JOIN blobs b ON b.hash = m.blob
+                    "SELECT m.prefix, m.blob, m.size, d.data FROM messages m
+                     LEFT JOIN blob_data d ON d.hash = m.blob
                      WHERE m.mailbox_id = ?1 AND m.uid = ?2",
                 )
                 .db()?
@@ -780,17 +788,18 @@ impl Store {
         Ok(MessageReader::new(prefix, body, body_size))
     }
 
-    /// Reads a body whole, wherever it is kept (a file, or its row for a
-    /// small body queued with [`crate::NewQueueEntry::inline`]).
+    /// Reads a body whole, wherever it is kept (a file, or the database for
+    /// a small body: queued with [`crate::NewQueueEntry::inline`], or
+    /// appended within [`crate::StoreConfig::inline_body_max`]).
     pub fn read_body(&self, id: &BlobId) -> Result<Vec<u8>> {
-        let inline: Option<Option<Vec<u8>>> = self.read(|c| {
-            c.prepare_cached("SELECT data FROM blobs WHERE hash = ?1")
+        let inline: Option<Vec<u8>> = self.read(|c| {
+            c.prepare_cached("SELECT data FROM blob_data WHERE hash = ?1")
                 .db()?
                 .query_row([&id.0[..]], |r| r.get(0))
                 .optional()
                 .db()
         })?;
-        if let Some(Some(bytes)) = inline {
+        if let Some(bytes) = inline {
             return Ok(bytes);
         }
         let mut out = Vec::new();

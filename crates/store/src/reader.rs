@@ -16,7 +16,7 @@ use std::io::{self, Cursor, Read, Seek, SeekFrom};
 pub(crate) enum Body {
     /// A blob file.
     File(File),
-    /// A small body kept in its `blobs` row.
+    /// A small body kept in the database (`blob_data`).
     Inline(Cursor<Vec<u8>>),
 }
 

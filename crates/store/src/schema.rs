@@ -43,10 +43,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 6,
         sql: include_str!("migrations/0006_inline_bodies.sql"),
     },
+    Migration {
+        version: 7,
+        sql: include_str!("migrations/0007_blob_data.sql"),
+    },
 ];
 
 /// The schema version this build creates.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Per-connection settings: every connection, the writer's and the pool's.
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -142,6 +146,52 @@ mod tests {
             )
             .unwrap();
         assert_eq!((prefix, size, used), (Vec::new(), 42, 42));
+    }
+
+    #[test]
+    fn inline_bodies_of_version_6_move_to_blob_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("t.db")).unwrap();
+        configure(&conn).unwrap();
+        for m in &MIGRATIONS[..6] {
+            conn.execute_batch(m.sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 6;
+             INSERT INTO blobs(hash, size, refs, data) VALUES (x'01', 5, 1, x'6869212121');
+             INSERT INTO blobs(hash, size, refs) VALUES (x'02', 42, 1);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), SCHEMA_VERSION);
+        type Row = (Vec<u8>, i64, i64, Option<Vec<u8>>);
+        let rows: Vec<Row> = conn
+            .prepare(
+                "SELECT b.hash, b.size, b.refs, d.data FROM blobs b
+                 LEFT JOIN blob_data d ON d.hash = b.hash ORDER BY b.hash",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (vec![1], 5, 1, Some(b"hi!!!".to_vec())),
+                (vec![2], 42, 1, None)
+            ]
+        );
+        assert!(
+            conn.prepare("SELECT data FROM blobs").is_err(),
+            "the column is gone"
+        );
+        // A body goes with its row.
+        conn.execute("DELETE FROM blobs WHERE hash = x'01'", [])
+            .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM blob_data", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub struct Stats {
     pub write_jobs: u64,
     /// Message rows added (appends, deliveries per recipient, copies, moves).
     pub messages_written: u64,
-    /// Bodies stored in the database, in their `blobs` row, rather than as
+    /// Bodies stored in the database (`blob_data`) rather than as
     /// files (a new row, not a body already stored; see
     /// [`crate::StoreConfig::inline_body_max`]).
     pub inline_bodies: u64,

@@ -35,7 +35,7 @@ pub struct StoreConfig {
     /// it (default 24 hours): time for a spooled body to be referenced.
     pub blob_grace: Duration,
     /// Largest message body that [`Store::append`], [`Store::append_from`]
-    /// and [`Store::deliver_bytes`] keep in the database, in its `blobs` row,
+    /// and [`Store::deliver_bytes`] keep in the database (`blob_data`)
     /// rather than in a file of its own (default 64 KiB; 0 keeps every
     /// non-empty body in a file). Such a body is written by the same
     /// transaction as its message row and is durable with that one commit:

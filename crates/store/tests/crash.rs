@@ -1,7 +1,7 @@
 //! Crash safety: a child process appends in a loop (four writers, so group
 //! commit is in play) and is killed with SIGKILL at a random moment, 20
-//! times. Every other body is small enough to be kept inline, in its
-//! `blobs` row, and the others are over the threshold and go to files, so
+//! times. Every other body is small enough to be kept inline, in the
+//! database, and the others are over the threshold and go to files, so
 //! both ways to durability are cut at random points. After each kill the
 //! store is reopened: every append the child saw return `Ok` must be there
 //! with its exact bytes and kept where its size says, no message row may
