@@ -1,12 +1,17 @@
 //! `cargo xtask bench store`: durable appends per second with 1 and 32
-//! concurrent writers, 1 KiB and 100 KiB bodies, and the fsyncs each append
-//! costs (counted by the store: body files + blob directories + commits, each
-//! commit being one WAL fsync under `synchronous = FULL`).
+//! concurrent writers, 1 KiB and 100 KiB bodies, the syncs each append
+//! costs (counted by the store: `syncfs` calls of the blob group sync,
+//! blob-directory `fsync`s, and commits, each commit being one WAL `fsync`
+//! under `synchronous = FULL`), and the share of bodies kept inline (in the
+//! database, see `StoreConfig::inline_body_max`) rather than in files.
 //!
 //! Each writer appends unique bodies (no de-duplication helps) to its own
 //! account's INBOX for a fixed time. Environment: `IRONPOST_BENCH_SECONDS`
 //! (default 3) per case, `IRONPOST_BENCH_DIR` (default the system temp
-//! directory) for the store, which must be on the disk being measured.
+//! directory) for the store, which must be on the disk being measured,
+//! `IRONPOST_BENCH_INLINE_MAX` (default the store's) for the inline threshold
+//! in octets, `IRONPOST_BENCH_SIZES` (default `1,100`) for the body sizes in
+//! KiB and `IRONPOST_BENCH_WRITERS` (default `1,32`) for the writer counts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,32 +27,71 @@ fn main() {
     let base = std::env::var_os("IRONPOST_BENCH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    println!("| writers | body | appends/s | fsyncs/append | appends/commit |");
-    println!("|---:|---:|---:|---:|---:|");
+    let inline_max: Option<usize> = std::env::var("IRONPOST_BENCH_INLINE_MAX")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    if let Some(max) = inline_max {
+        println!("inline threshold: {max} octets");
+    }
+    println!("| writers | body | appends/s | syncs/append | appends/commit | inline |");
+    println!("|---:|---:|---:|---:|---:|---:|");
     // Every case's store is kept until the end: deleting thousands of files
     // right before the next case would make the file system's inode
     // allocator (which checks recently deleted inodes) part of what is measured.
     let mut dirs = Vec::new();
-    for size in [1024usize, 100 * 1024] {
-        for writers in [1usize, 32] {
+    let sizes = list("IRONPOST_BENCH_SIZES", &[1, 100]);
+    let writer_counts = list("IRONPOST_BENCH_WRITERS", &[1, 32]);
+    for size in sizes.iter().map(|kib| kib * 1024) {
+        for &writers in &writer_counts {
             let dir = tempfile::tempdir_in(&base).expect("bench dir");
-            let r = run(dir.path(), writers, size, Duration::from_secs_f64(seconds));
+            let time = Duration::from_secs_f64(seconds);
+            let r = run(dir.path(), inline_max, writers, size, time);
             dirs.push(dir);
             println!(
-                "| {writers} | {} KiB | {:.0} | {:.2} | {:.1} |",
+                "| {writers} | {} KiB | {:.0} | {:.2} | {:.1} | {:.0} % |",
                 size / 1024,
-                r.0,
-                r.1,
-                r.2
+                r.rate,
+                r.syncs,
+                r.per_commit,
+                r.inline * 100.0
             );
         }
     }
 }
 
-/// (appends per second, fsyncs per append, appends per commit)
-fn run(dir: &std::path::Path, writers: usize, size: usize, time: Duration) -> (f64, f64, f64) {
+/// A comma-separated list of numbers from the environment, or `default`.
+fn list(var: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(var)
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+/// What one case measured.
+struct Outcome {
+    /// Appends per second.
+    rate: f64,
+    /// Syncs per append.
+    syncs: f64,
+    /// Appends per commit.
+    per_commit: f64,
+    /// The share of bodies kept inline, 0 to 1.
+    inline: f64,
+}
+
+fn run(
+    dir: &std::path::Path,
+    inline_max: Option<usize>,
+    writers: usize,
+    size: usize,
+    time: Duration,
+) -> Outcome {
     let mut config = StoreConfig::new(dir);
     config.password = PasswordParams::insecure_fast();
+    if let Some(max) = inline_max {
+        config.inline_body_max = max;
+    }
     let store = Store::open(config).expect("open");
     store.add_domain("bench.example").expect("domain");
     let inboxes: Vec<_> = (0..writers)
@@ -93,9 +137,10 @@ fn run(dir: &std::path::Path, writers: usize, size: usize, time: Duration) -> (f
     let elapsed = start.elapsed().as_secs_f64();
     let stats = store.stats().since(&before);
     let n = count.load(Ordering::Relaxed) as f64;
-    (
-        n / elapsed,
-        stats.fsyncs() as f64 / n,
-        stats.messages_written as f64 / stats.commits.max(1) as f64,
-    )
+    Outcome {
+        rate: n / elapsed,
+        syncs: stats.fsyncs() as f64 / n,
+        per_commit: stats.messages_written as f64 / stats.commits.max(1) as f64,
+        inline: stats.inline_bodies as f64 / n,
+    }
 }
