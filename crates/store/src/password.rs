@@ -349,9 +349,10 @@ mod tests {
         for (n, t) in threads.into_iter().enumerate() {
             assert_eq!(t.join().unwrap(), n % 2 == 0);
         }
-        let state = WORKSPACE.state.lock().unwrap();
-        assert!(state.1 <= WORKSPACE.limit, "{} buffers", state.1);
-        assert_eq!(state.0.len(), state.1, "every buffer was given back");
+        // Other tests of this process may hold a buffer right now, so only
+        // the bound is checked, not that every buffer is back.
+        let created = WORKSPACE.state.lock().unwrap().1;
+        assert!(created <= WORKSPACE.limit, "{created} buffers");
     }
 
     /// A hash made by another argon2 implementation's parameters (argon2i,
