@@ -172,7 +172,9 @@ async fn drive(
     let mut stopping = *shutdown.borrow();
     loop {
         while let Some(event) = session.poll_event() {
-            if let Err(why) = host.handle(session, event, conn).await {
+            // Boxed: the future of a command (FETCH, APPEND...) is large,
+            // and unboxed it would be part of every idle session's task.
+            if let Err(why) = Box::pin(host.handle(session, event, conn)).await {
                 return why;
             }
         }
