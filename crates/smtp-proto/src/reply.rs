@@ -334,10 +334,19 @@ impl ReplyReader {
         if self.lines.len() >= self.limits.lines {
             return Err(ReplyError::TooManyLines);
         }
-        let text: String = String::from_utf8_lossy(text)
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        // An invalid octet becomes one `?` (not U+FFFD, three octets), so
+        // the reply encodes to lines no longer than it came in.
+        let mut clean = String::with_capacity(text.len());
+        for chunk in text.utf8_chunks() {
+            clean.extend(
+                chunk
+                    .valid()
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c }),
+            );
+            clean.extend(std::iter::repeat_n('?', chunk.invalid().len()));
+        }
+        let text = clean;
         self.lines.push(text);
         if more {
             return Ok(None);
@@ -598,6 +607,22 @@ mod tests {
             assert_eq!(used, wire.len());
             assert_eq!(parsed, reply, "{wire}");
         }
+    }
+
+    /// A fuzz finding: invalid UTF-8 read as U+FFFD made a line near the
+    /// limit encode three times longer, past the limit.
+    #[test]
+    fn invalid_octets_do_not_lengthen_a_line() {
+        let limits = ReplyLimits::default();
+        let mut line = b"250 ".to_vec();
+        line.resize(limits.line - 2, 0xff);
+        line.extend_from_slice(b"\r\n");
+        let (reply, used) = Reply::parse(&line, &limits).unwrap().unwrap();
+        assert_eq!(used, line.len());
+        let mut wire = Vec::new();
+        reply.encode(&mut wire);
+        assert_eq!(wire.len(), line.len());
+        assert_eq!(Reply::parse(&wire, &limits).unwrap().unwrap().0, reply);
     }
 
     #[test]
