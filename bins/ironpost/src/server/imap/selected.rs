@@ -3,6 +3,7 @@
 
 use std::io::Read;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use ironpost_imap_proto::response::FetchItem;
 use ironpost_imap_proto::types::{
@@ -27,6 +28,8 @@ use crate::server::conn::Connection;
 const STEP_BYTES: u64 = 1024 * 1024;
 /// Messages rendered in one step, at most.
 const STEP_MESSAGES: usize = 256;
+/// Messages of a FETCH of index items (flags, sizes, dates) per step.
+const INDEX_STEP: usize = 1024;
 
 /// Whether the command is SELECT, EXAMINE or one of the selected state.
 pub(super) fn is_selected_command(command: &CommandBody) -> bool {
@@ -303,22 +306,52 @@ impl Host<'_> {
         if by_uid && !attributes.contains(&FetchAttribute::Uid) {
             attributes.insert(0, FetchAttribute::Uid);
         }
-        let targets = view.resolve(set, by_uid);
+        let targets = targets(view, set, by_uid);
         if targets.is_empty() {
             return Ok(Status::ok("FETCH completed"));
         }
         let (store, mailbox) = (self.service.store.clone(), view.mailbox);
-        let mut rows = match load(&store, mailbox, &targets).await {
-            Ok(rows) => rows,
+        let need = fetch::need(&attributes);
+        if need == Need::Index {
+            // Flags, sizes, dates: each step is one trip to the blocking
+            // pool, reading the index entries and rendering them.
+            let attributes = Arc::new(attributes);
+            for step in targets.chunks(INDEX_STEP) {
+                let (store, step, attributes) = (store.clone(), step.to_vec(), attributes.clone());
+                let rendered = blocking(move || {
+                    let metas = rows(&store, mailbox, &step)?;
+                    Ok::<_, ironpost_store::Error>(
+                        metas
+                            .iter()
+                            .filter_map(|meta| fetch_data(meta, None, &attributes))
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .await;
+                match rendered {
+                    Some(Ok(answers)) => {
+                        for data in answers {
+                            let _ = session.respond(req, data);
+                        }
+                    }
+                    Some(Err(e)) => return Ok(store_status(&e)),
+                    None => return Ok(server_bug()),
+                }
+                flush_output(session, conn).await?;
+            }
+            return Ok(Status::ok("FETCH completed"));
+        }
+        let mut metas = match load(&store, mailbox, targets).await {
+            Ok(metas) => metas,
             Err(status) => return Ok(status),
         };
         // Reading a body sets \Seen, and the client hears the new flags.
         let mut flags_changed: Vec<u32> = Vec::new();
         if fetch::sets_seen(&attributes) && !view.read_only {
-            let unseen: Vec<u32> = rows
+            let unseen: Vec<u32> = metas
                 .iter()
-                .filter(|(_, m)| !m.flags.contains(&Flag::Seen))
-                .map(|(_, m)| m.uid)
+                .filter(|m| !m.flags.contains(&Flag::Seen))
+                .map(|m| m.uid)
                 .collect();
             if !unseen.is_empty() {
                 let seen: Flags = [Flag::Seen].into_iter().collect();
@@ -331,8 +364,7 @@ impl Host<'_> {
                         for update in result.updated.into_iter().filter(|u| u.changed) {
                             view.own_flag_change(update.uid, update.modseq);
                             flags_changed.push(update.uid);
-                            if let Some((_, m)) = rows.iter_mut().find(|(_, m)| m.uid == update.uid)
-                            {
+                            if let Some(m) = metas.iter_mut().find(|m| m.uid == update.uid) {
                                 m.flags = update.flags;
                             }
                         }
@@ -342,46 +374,29 @@ impl Host<'_> {
                 }
             }
         }
-        let need = fetch::need(&attributes);
-        let with_flags = {
-            let mut with = attributes.clone();
-            if !with.contains(&FetchAttribute::Flags) {
-                with.push(FetchAttribute::Flags);
-            }
-            with
-        };
+        let mut with_flags = attributes.clone();
+        if !with_flags.contains(&FetchAttribute::Flags) {
+            with_flags.push(FetchAttribute::Flags);
+        }
+        let both = Arc::new((attributes, with_flags));
         let mut unreadable = 0usize;
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
+        let mut metas = metas.into_iter().peekable();
+        while metas.peek().is_some() {
             // One step: up to STEP_MESSAGES messages or STEP_BYTES of them.
             let mut step = Vec::new();
             let mut bytes = 0u64;
-            while let Some((seq, message)) = rows.next_if(|(_, m)| {
-                step.is_empty()
-                    || (step.len() < STEP_MESSAGES
-                        && (need == Need::Index || bytes + m.size <= STEP_BYTES))
+            while let Some(meta) = metas.next_if(|m| {
+                step.is_empty() || (step.len() < STEP_MESSAGES && bytes + m.size <= STEP_BYTES)
             }) {
-                bytes += message.size;
-                let meta = Meta {
-                    seq,
-                    uid: message.uid,
-                    recent: view.is_recent(message.uid),
-                    flags: message.flags,
-                    internal_date: message.internal_date,
-                    size: message.size,
-                };
-                let attrs = if flags_changed.contains(&meta.uid) {
-                    with_flags.clone()
-                } else {
-                    attributes.clone()
-                };
-                step.push((meta, attrs));
+                bytes += meta.size;
+                let changed = flags_changed.contains(&meta.uid);
+                step.push((meta, changed));
             }
-            let store = store.clone();
+            let (store, both) = (store.clone(), both.clone());
             let rendered = blocking(move || {
                 let mut out = Vec::with_capacity(step.len());
                 let mut failed = 0usize;
-                for (meta, attrs) in step {
+                for (meta, changed) in step {
                     let raw = match read(&store, mailbox, meta.uid, need) {
                         Ok(raw) => raw,
                         Err(e) => {
@@ -390,10 +405,8 @@ impl Host<'_> {
                             continue;
                         }
                     };
-                    let items = fetch::items(&meta, raw.as_deref(), &attrs);
-                    if let (Some(seq), false) = (NonZeroU32::new(meta.seq), items.is_empty()) {
-                        out.push(Data::Fetch { seq, items });
-                    }
+                    let attributes = if changed { &both.1 } else { &both.0 };
+                    out.extend(fetch_data(&meta, raw.as_deref(), attributes));
                 }
                 (out, failed)
             })
@@ -556,25 +569,16 @@ impl Host<'_> {
             SeqNumber::Largest,
         )])
         .map_err(|_| server_bug())?;
-        let targets = view.resolve(&all, false);
+        let targets = targets(view, &all, false);
         let (store, mailbox) = (self.store(), view.mailbox);
-        let rows = load(&store, mailbox, &targets).await?;
-        let metas: Vec<Meta> = rows
-            .into_iter()
-            .map(|(seq, m)| Meta {
-                seq,
-                uid: m.uid,
-                recent: view.is_recent(m.uid),
-                flags: m.flags,
-                internal_date: m.internal_date,
-                size: m.size,
-            })
-            .collect();
         let bounds = search::Bounds {
             last_seq: view.len() as u32,
             last_uid: view.last_uid(),
         };
+        // One trip to the blocking pool: the index entries, then each
+        // message's bytes as far as `need` goes, one at a time.
         let result = blocking(move || {
+            let metas = rows(&store, mailbox, &targets)?;
             let mut out = Vec::with_capacity(metas.len());
             for meta in metas {
                 let raw = match read(&store, mailbox, meta.uid, need) {
@@ -584,13 +588,17 @@ impl Host<'_> {
                         continue;
                     }
                 };
-                let value = f(&meta, raw.as_deref(), search::Bounds { ..bounds });
+                let value = f(&meta, raw.as_deref(), bounds);
                 out.push(((meta.seq, meta.uid), value));
             }
-            out
+            Ok::<_, ironpost_store::Error>(out)
         })
         .await;
-        result.ok_or_else(server_bug)
+        match result {
+            Some(Ok(out)) => Ok(out),
+            Some(Err(e)) => Err(store_status(&e)),
+            None => Err(server_bug()),
+        }
     }
 
     async fn transfer(
@@ -701,38 +709,76 @@ fn range(from: u32, to: u32) -> Option<SeqRange> {
     })
 }
 
-/// The index entries of the targets, each with its message number, in
-/// order; messages expunged meanwhile are left out.
-async fn load(
+/// A message a command names: (number, UID, `\Recent` in this session).
+type Target = (u32, u32, bool);
+
+/// The targets of a set in the view.
+fn targets(view: &View, set: &SequenceSet, by_uid: bool) -> Vec<Target> {
+    view.resolve(set, by_uid)
+        .into_iter()
+        .map(|(seq, uid)| (seq, uid, view.is_recent(uid)))
+        .collect()
+}
+
+/// The index entries of the targets as [`Meta`]s, in order, read in one
+/// snapshot; messages expunged meanwhile are left out.
+fn rows(
     store: &Store,
     mailbox: MailboxId,
-    targets: &[(u32, u32)],
-) -> Result<Vec<(u32, Message)>, Status> {
+    targets: &[Target],
+) -> Result<Vec<Meta>, ironpost_store::Error> {
     let mut ranges: Vec<(u32, u32)> = Vec::new();
-    for &(_, uid) in targets {
+    for &(_, uid, _) in targets {
         match ranges.last_mut() {
             Some(last) if last.1.checked_add(1) == Some(uid) => last.1 = uid,
             _ => ranges.push((uid, uid)),
         }
     }
-    let store = store.clone();
-    let messages = match blocking(move || store.messages_in(mailbox, &ranges)).await {
-        Some(Ok(messages)) => messages,
-        Some(Err(e)) => return Err(store_status(&e)),
-        None => return Err(server_bug()),
-    };
+    let messages = store.messages_in(mailbox, &ranges)?;
     // Targets and messages are both in UID order.
     let mut out = Vec::with_capacity(messages.len());
     let mut targets = targets.iter().peekable();
     for message in messages {
-        while targets.next_if(|(_, uid)| *uid < message.uid).is_some() {}
-        if let Some(&&(seq, uid)) = targets.peek()
+        while targets.next_if(|t| t.1 < message.uid).is_some() {}
+        if let Some(&&(seq, uid, recent)) = targets.peek()
             && uid == message.uid
         {
-            out.push((seq, message));
+            out.push(meta(seq, recent, message));
         }
     }
     Ok(out)
+}
+
+fn meta(seq: u32, recent: bool, message: Message) -> Meta {
+    Meta {
+        seq,
+        uid: message.uid,
+        recent,
+        flags: message.flags,
+        internal_date: message.internal_date,
+        size: message.size,
+    }
+}
+
+/// [`rows`] on the blocking pool.
+async fn load(
+    store: &Store,
+    mailbox: MailboxId,
+    targets: Vec<Target>,
+) -> Result<Vec<Meta>, Status> {
+    let store = store.clone();
+    match blocking(move || rows(&store, mailbox, &targets)).await {
+        Some(Ok(metas)) => Ok(metas),
+        Some(Err(e)) => Err(store_status(&e)),
+        None => Err(server_bug()),
+    }
+}
+
+/// The FETCH response of one message, unless it has no item to give.
+fn fetch_data(meta: &Meta, raw: Option<&[u8]>, attributes: &[FetchAttribute]) -> Option<Data> {
+    let items = fetch::items(meta, raw, attributes);
+    let seq = NonZeroU32::new(meta.seq)?;
+    (!items.is_empty()).then_some(Data::Fetch { seq, items })
 }
 
 /// A message's bytes as far as `need` goes.
