@@ -19,15 +19,12 @@
 //! Mail comes in over SMTP from 127.0.0.1, one message at a time, each
 //! waited for in the store, so that UIDs follow the order of sending.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
-
-use ironpost_e2e::server::{Ports, Server, env_with_listeners};
+use ironpost_e2e::mail::{
+    self, assert_same, deliver_in_order, header_len, open_store, start_with_account,
+};
+use ironpost_e2e::server::{Ports, Server};
 use ironpost_e2e::{Env, ok};
-use ironpost_store::{Flag, Flags, Message, Store};
+use ironpost_store::{Flag, Flags, Message};
 use serde_json::{Value, json};
 
 const ADDRESS: &str = "bob@example.com";
@@ -36,101 +33,23 @@ const PASSWORD: &str = "imap secret 9";
 /// A server (its configuration `extra`, see `env_with_listeners`) with the
 /// domain and the account, nothing delivered yet.
 fn setup(extra: &str) -> (Env, Ports, Server) {
-    let (env, ports) = env_with_listeners(extra);
-    ok(&env.run(&["domain", "add", "example.com"]));
-    ok(&env.run_with_stdin(
-        &["account", "add", ADDRESS, "--password-stdin"],
-        format!("{PASSWORD}\n").as_bytes(),
-    ));
-    let server = Server::start(&env);
-    (env, ports, server)
-}
-
-/// Reads one SMTP reply (all its lines) and checks its code.
-#[track_caller]
-fn expect_reply(reader: &mut BufReader<TcpStream>, code: &str) {
-    loop {
-        let mut line = String::new();
-        let n = reader.read_line(&mut line).expect("an SMTP reply");
-        assert!(n > 0, "the SMTP server closed the connection");
-        assert!(line.starts_with(code), "expected {code}, got {line:?}");
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return;
-        }
-    }
+    start_with_account(extra, ADDRESS, PASSWORD)
 }
 
 /// Delivers `messages` to the account over SMTP, each waited for in the
 /// INBOX before the next is sent (so UIDs follow the order of sending).
 fn deliver(env: &Env, ports: &Ports, messages: &[Vec<u8>]) {
-    let stream = TcpStream::connect(("127.0.0.1", ports.smtp)).expect("SMTP connects");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let mut reader = BufReader::new(stream.try_clone().expect("stream clone"));
-    let mut writer = stream;
-    expect_reply(&mut reader, "220");
-    writer.write_all(b"EHLO client.example\r\n").expect("EHLO");
-    expect_reply(&mut reader, "250");
-    let before = mailbox(env, "INBOX").len();
-    for (i, message) in messages.iter().enumerate() {
-        writer
-            .write_all(
-                format!("MAIL FROM:<x@remote.example>\r\nRCPT TO:<{ADDRESS}>\r\nDATA\r\n")
-                    .as_bytes(),
-            )
-            .expect("a transaction");
-        expect_reply(&mut reader, "250");
-        expect_reply(&mut reader, "250");
-        expect_reply(&mut reader, "354");
-        let mut data = Vec::with_capacity(message.len() + 16);
-        for line in message.split_inclusive(|b| *b == b'\n') {
-            if line.starts_with(b".") {
-                data.push(b'.');
-            }
-            data.extend_from_slice(line);
-        }
-        data.extend_from_slice(b".\r\n");
-        writer.write_all(&data).expect("the message");
-        expect_reply(&mut reader, "250");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while mailbox(env, "INBOX").len() < before + i + 1 {
-            assert!(Instant::now() < deadline, "message {i} not delivered");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-    writer.write_all(b"QUIT\r\n").expect("QUIT");
-}
-
-/// The store, opened beside the running server.
-fn store(env: &Env) -> Store {
-    Store::open_dir(env.data_dir().join("store")).expect("the store opens")
+    deliver_in_order(env, ports.smtp, ADDRESS, messages);
 }
 
 /// A mailbox's messages in UID order, each with its bytes as stored.
 fn mailbox(env: &Env, name: &str) -> Vec<(Message, Vec<u8>)> {
-    let store = store(env);
-    let account = store.account(ADDRESS).expect("the account");
-    let mailbox = store.mailbox(account.id, name).expect("the mailbox");
-    store
-        .messages(mailbox.id)
-        .expect("the messages")
-        .into_iter()
-        .map(|m| {
-            let bytes = store.read_message(mailbox.id, m.uid).expect("a message");
-            (m, bytes)
-        })
-        .collect()
+    mail::mailbox(env, ADDRESS, name)
 }
 
 /// A mailbox's UIDVALIDITY.
 fn uidvalidity(env: &Env, name: &str) -> u32 {
-    let store = store(env);
-    let account = store.account(ADDRESS).expect("the account");
-    store
-        .mailbox(account.id, name)
-        .expect("the mailbox")
-        .uidvalidity
+    mail::uidvalidity(env, ADDRESS, name)
 }
 
 /// The Python that every script starts with: connections, and helpers
@@ -291,22 +210,9 @@ def seconds(internaldate):
 /// password as arguments; its last line of output is JSON.
 fn imaplib(script: &str, ports: &Ports) -> Value {
     let program = format!("{PRELUDE}\n{script}");
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&program)
-        .arg(ports.imap.to_string())
-        .arg(ports.imaps.to_string())
-        .arg(PASSWORD)
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "imaplib failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+    let (imap, imaps) = (ports.imap.to_string(), ports.imaps.to_string());
+    mail::python(&program, &[&imap, &imaps, PASSWORD])
+        .unwrap_or_else(|e| panic!("imaplib failed: {e}"))
 }
 
 /// The octets a script sent as Latin-1 text.
@@ -347,42 +253,6 @@ fn assert_status(result: &Value, prefix: &str) {
         status.starts_with(prefix),
         "expected a status starting {prefix:?}, got {status:?} in {result}"
     );
-}
-
-/// Asserts byte equality, reporting the first difference rather than both
-/// values (which may be large).
-#[track_caller]
-fn assert_same(what: &str, got: &[u8], want: &[u8]) {
-    if got == want {
-        return;
-    }
-    let at = got
-        .iter()
-        .zip(want)
-        .position(|(a, b)| a != b)
-        .unwrap_or(got.len().min(want.len()));
-    let around = |bytes: &[u8]| {
-        let from = at.saturating_sub(60);
-        bytes[from..bytes.len().min(at + 60)]
-            .escape_ascii()
-            .to_string()
-    };
-    panic!(
-        "{what}: got {} bytes, want {}, first difference at {at}:\ngot:  {}\nwant: {}",
-        got.len(),
-        want.len(),
-        around(got),
-        around(want)
-    );
-}
-
-/// Where a message's header ends (after its empty line).
-fn header_len(message: &[u8]) -> usize {
-    message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a header and a body")
-        + 4
 }
 
 fn flags(names: &[Flag]) -> Flags {
@@ -579,17 +449,7 @@ print(json.dumps(r))
         &ports,
     );
     // A new account's folders, the five special-use ones flagged.
-    assert_eq!(
-        untagged(&r["list"]),
-        [
-            r#"* LIST (\HasNoChildren \Archive) "/" Archive"#,
-            r#"* LIST (\HasNoChildren \Drafts) "/" Drafts"#,
-            r#"* LIST (\HasNoChildren) "/" INBOX"#,
-            r#"* LIST (\HasNoChildren \Junk) "/" Junk"#,
-            r#"* LIST (\HasNoChildren \Sent) "/" Sent"#,
-            r#"* LIST (\HasNoChildren \Trash) "/" Trash"#,
-        ]
-    );
+    assert_eq!(untagged(&r["list"]), mail::NEW_ACCOUNT_LIST);
     assert_eq!(untagged(&r["root"]), [r#"* LIST (\Noselect) "/" """#]);
     assert_eq!(untagged(&r["lsub"]).len(), 6, "{}", r["lsub"]);
     assert_status(&r["create"], "OK");
@@ -643,7 +503,7 @@ print(json.dumps(r))
     assert_status(&r["delete_again"], "NO [NONEXISTENT]");
     assert_status(&r["delete_inbox"], "NO");
     let names: Vec<String> = {
-        let store = store(&env);
+        let store = open_store(&env);
         let account = store.account(ADDRESS).unwrap();
         store
             .mailboxes(account.id)
@@ -680,7 +540,7 @@ print(json.dumps(r))
     );
 
     // One quota root, "", with the account's quota in KiB.
-    let used = store(&env).account(ADDRESS).unwrap().used_bytes;
+    let used = open_store(&env).account(ADDRESS).unwrap().used_bytes;
     let total: u64 = inbox.iter().map(|(m, _)| m.size).sum();
     assert_eq!(used, total, "the quota counts the stored messages");
     let quota = format!(r#"* QUOTA "" (STORAGE {} 10240)"#, used.div_ceil(1024));

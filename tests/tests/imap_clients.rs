@@ -17,185 +17,34 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use ironpost_e2e::server::{Ports, Server, env_with_listeners};
-use ironpost_e2e::{Env, json, ok};
-use ironpost_store::{Flag, Flags, Message, Store};
+use ironpost_e2e::Env;
+use ironpost_e2e::mail::{
+    self, assert_curl_login_denied, assert_same, curl, deliver_pipelined, exit_code_and_text,
+    header_len, lf, open_store, start_with_account,
+};
+use ironpost_e2e::server::{Ports, Server};
+use ironpost_store::{Flag, Flags, Message};
 
 const ADDRESS: &str = "bob@example.com";
 const PASSWORD: &str = "sync secret 5";
 
 /// A server with the account and nothing delivered yet.
 fn setup() -> (Env, Ports, Server) {
-    let (env, ports) = env_with_listeners("");
-    ok(&env.run(&["domain", "add", "example.com"]));
-    ok(&env.run_with_stdin(
-        &["account", "add", ADDRESS, "--password-stdin"],
-        format!("{PASSWORD}\n").as_bytes(),
-    ));
-    let server = Server::start(&env);
-    (env, ports, server)
+    start_with_account("", ADDRESS, PASSWORD)
 }
 
-/// Reads one SMTP reply (all its lines) and checks its code.
-#[track_caller]
-fn expect_reply(reader: &mut BufReader<TcpStream>, code: &str, what: &str) -> String {
-    let mut all = String::new();
-    loop {
-        let mut line = String::new();
-        let n = reader.read_line(&mut line).expect("an SMTP reply");
-        assert!(n > 0, "the server closed the connection; {what}");
-        assert!(
-            line.starts_with(code),
-            "{what}: expected {code}, got {line:?}"
-        );
-        all.push_str(&line);
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return all;
-        }
-    }
-}
-
-/// Delivers `messages` to the account in one SMTP session, every
-/// transaction `BDAT <size> LAST` and all of them pipelined, then waits
-/// until the INBOX holds them all. Returns the INBOX in UID order: each
-/// stored message is one of those sent with the server's `Delivered-To:`
-/// and `Received:` in front.
+/// Delivers `messages` to the account, pipelined (see
+/// [`deliver_pipelined`]). Returns the INBOX in UID order.
 fn deliver(env: &Env, ports: &Ports, messages: &[Vec<u8>]) -> Vec<(Message, Vec<u8>)> {
-    let stream = TcpStream::connect(("127.0.0.1", ports.smtp)).expect("SMTP connects");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
-    let mut reader = BufReader::new(stream.try_clone().expect("stream clone"));
-    let mut writer = stream;
-    expect_reply(&mut reader, "220", "greeting");
-    writer.write_all(b"EHLO client.example\r\n").expect("EHLO");
-    let ehlo = expect_reply(&mut reader, "250", "EHLO");
-    assert!(
-        ehlo.contains("CHUNKING") && ehlo.contains("PIPELINING"),
-        "{ehlo}"
-    );
-    // Written from another thread, so that the replies are read while the
-    // server holds back on reading when it is behind.
-    let outgoing: Vec<Vec<u8>> = messages.to_vec();
-    let writing = thread::spawn(move || {
-        for message in &outgoing {
-            let mut chunk = format!(
-                "MAIL FROM:<x@remote.example>\r\nRCPT TO:<{ADDRESS}>\r\nBDAT {} LAST\r\n",
-                message.len()
-            )
-            .into_bytes();
-            chunk.extend_from_slice(message);
-            writer.write_all(&chunk).expect("a transaction written");
-        }
-        writer.write_all(b"QUIT\r\n").expect("QUIT");
-    });
-    for i in 0..messages.len() {
-        expect_reply(&mut reader, "250", &format!("MAIL of message {i}"));
-        expect_reply(&mut reader, "250", &format!("RCPT of message {i}"));
-        expect_reply(&mut reader, "250", &format!("BDAT of message {i}"));
-    }
-    expect_reply(&mut reader, "221", "QUIT");
-    writing.join().expect("the writer thread");
-
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let queue = json(&env.run(&["queue", "list", "--json"]));
-        let stored = mailbox(env, "INBOX");
-        if queue.as_array().is_some_and(Vec::is_empty) && stored.len() == messages.len() {
-            let mut unmatched: Vec<&Vec<u8>> = stored.iter().map(|(_, bytes)| bytes).collect();
-            for (i, sent) in messages.iter().enumerate() {
-                let at = unmatched
-                    .iter()
-                    .position(|c| c.ends_with(sent) && c.starts_with(b"Delivered-To: "))
-                    .unwrap_or_else(|| panic!("message {i} is not in the INBOX"));
-                unmatched.swap_remove(at);
-            }
-            return stored;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not delivered after 120 s: {} in the INBOX, queue {queue}",
-            stored.len()
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    deliver_pipelined(env, ports.smtp, ADDRESS, messages)
 }
 
 /// A mailbox's messages in UID order, each with its bytes as stored.
 fn mailbox(env: &Env, name: &str) -> Vec<(Message, Vec<u8>)> {
-    let store = Store::open_dir(env.data_dir().join("store")).expect("the store opens");
-    let account = store.account(ADDRESS).expect("the account");
-    let mailbox = store.mailbox(account.id, name).expect("the mailbox");
-    store
-        .messages(mailbox.id)
-        .expect("the messages")
-        .into_iter()
-        .map(|m| {
-            let bytes = store.read_message(mailbox.id, m.uid).expect("a message");
-            (m, bytes)
-        })
-        .collect()
-}
-
-/// A mailbox's UIDVALIDITY.
-fn uidvalidity(env: &Env, name: &str) -> u32 {
-    let store = Store::open_dir(env.data_dir().join("store")).expect("the store opens");
-    let account = store.account(ADDRESS).expect("the account");
-    store
-        .mailbox(account.id, name)
-        .expect("the mailbox")
-        .uidvalidity
-}
-
-/// Asserts byte equality, reporting the first difference rather than both
-/// values (which may be large).
-#[track_caller]
-fn assert_same(what: &str, got: &[u8], want: &[u8]) {
-    if got == want {
-        return;
-    }
-    let at = got
-        .iter()
-        .zip(want)
-        .position(|(a, b)| a != b)
-        .unwrap_or(got.len().min(want.len()));
-    let around = |bytes: &[u8]| {
-        let from = at.saturating_sub(60);
-        bytes[from..bytes.len().min(at + 60)]
-            .escape_ascii()
-            .to_string()
-    };
-    panic!(
-        "{what}: got {} bytes, want {}, first difference at {at}:\ngot:  {}\nwant: {}",
-        got.len(),
-        want.len(),
-        around(got),
-        around(want)
-    );
-}
-
-/// `message` with CRLF line ends turned into LF, as mbsync writes Maildir
-/// files.
-fn lf(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len());
-    let mut i = 0;
-    while i < message.len() {
-        if message[i..].starts_with(b"\r\n") {
-            out.push(b'\n');
-            i += 2;
-        } else {
-            out.push(message[i]);
-            i += 1;
-        }
-    }
-    out
+    mail::mailbox(env, ADDRESS, name)
 }
 
 // ------------------------------------------------------------------ mbsync
@@ -314,16 +163,7 @@ impl Mbsync {
             .env("HOME", self.dir.path())
             .output()
             .expect("mbsync runs (a required tool: `cargo xtask test` checks for it)");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let code = output
-            .status
-            .code()
-            .unwrap_or_else(|| panic!("mbsync killed by a signal:\n{text}"));
-        (code, text)
+        exit_code_and_text("mbsync", &output)
     }
 
     /// A local folder's messages (`cur` and `new`), ordered by file name.
@@ -403,7 +243,7 @@ impl Mbsync {
 /// The server's side: every mailbox of the account with each message's
 /// UID, flags and bytes.
 fn server_state(env: &Env) -> ServerState {
-    let store = Store::open_dir(env.data_dir().join("store")).expect("the store opens");
+    let store = open_store(env);
     let account = store.account(ADDRESS).expect("the account");
     let mut out = BTreeMap::new();
     for mailbox in store.mailboxes(account.id).expect("the mailboxes") {
@@ -630,27 +470,11 @@ fn mbsync_syncs_500_messages_down_and_local_changes_up() {
 
 // --------------------------------------------------------------------- curl
 
-/// Runs curl with `args` (silent but for errors) and returns its output.
-fn curl(user: &str, args: &[&str]) -> Output {
-    Command::new("curl")
-        .args(["-sS", "--max-time", "60", "-u", user])
-        .args(args)
-        .output()
-        .expect("curl runs (a required tool: `cargo xtask test` checks for it)")
-}
-
 /// Asserts that curl (as the account) succeeded and returns its standard
 /// output.
 #[track_caller]
 fn curl_ok(args: &[&str]) -> Vec<u8> {
-    let out = curl(&format!("{ADDRESS}:{PASSWORD}"), args);
-    assert!(
-        out.status.success(),
-        "curl {args:?} failed ({:?}): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    mail::curl_ok(&format!("{ADDRESS}:{PASSWORD}"), args)
 }
 
 /// The curl test's messages: a short one, one of about 600 KB, an 8-bit one.
@@ -696,17 +520,7 @@ fn curl_lists_fetches_searches_appends_and_sends_custom_commands() {
 
     // The mailbox list.
     let list = answer_lines(&curl_ok(&["-k", &imaps]));
-    assert_eq!(
-        list,
-        [
-            r#"* LIST (\HasNoChildren \Archive) "/" Archive"#,
-            r#"* LIST (\HasNoChildren \Drafts) "/" Drafts"#,
-            r#"* LIST (\HasNoChildren) "/" INBOX"#,
-            r#"* LIST (\HasNoChildren \Junk) "/" Junk"#,
-            r#"* LIST (\HasNoChildren \Sent) "/" Sent"#,
-            r#"* LIST (\HasNoChildren \Trash) "/" Trash"#,
-        ]
-    );
+    assert_eq!(list, mail::NEW_ACCOUNT_LIST);
 
     // Each message by UID, byte for byte; by number too.
     for (message, bytes) in &stored {
@@ -717,12 +531,7 @@ fn curl_lists_fetches_searches_appends_and_sends_custom_commands() {
     assert_same(&url, &curl_ok(&["-k", &url]), &stored[1].1);
     // A section.
     let url = format!("{imaps}INBOX;UID={};SECTION=TEXT", stored[0].0.uid);
-    let text_at = stored[0]
-        .1
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a header")
-        + 4;
+    let text_at = header_len(&stored[0].1);
     assert_same(&url, &curl_ok(&["-k", &url]), &stored[0].1[text_at..]);
 
     // STARTTLS, required, with each mechanism.
@@ -757,7 +566,7 @@ fn curl_lists_fetches_searches_appends_and_sends_custom_commands() {
         "-X",
         "EXAMINE INBOX",
     ]));
-    let validity = uidvalidity(&env, "INBOX");
+    let validity = mail::uidvalidity(&env, ADDRESS, "INBOX");
     for want in [
         "* 3 EXISTS".to_string(),
         format!("* OK [UIDVALIDITY {validity}] UIDs valid"),
@@ -777,14 +586,5 @@ fn curl_lists_fetches_searches_appends_and_sends_custom_commands() {
     assert_same("the uploaded message", &drafts[0].1, letter);
 
     // A wrong password: curl's "login denied".
-    let out = curl(&format!("{ADDRESS}:not the password"), &["-k", &imaps]);
-    assert_eq!(
-        out.status.code(),
-        Some(67),
-        "curl with a wrong password: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let log = server.log();
-    assert!(!log.contains(PASSWORD), "{log}");
-    assert!(!log.contains("not the password"), "{log}");
+    assert_curl_login_denied(&server, ADDRESS, PASSWORD, &imaps);
 }

@@ -10,15 +10,10 @@
 //!   (RFC 3501 section 7.4.1) and the numbers stay as they were, until the
 //!   next command that allows it (NOOP, UID FETCH).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
-
-use ironpost_e2e::server::{Ports, Server, env_with_listeners};
-use ironpost_e2e::{Env, ok};
-use ironpost_store::{Flag, Store};
+use ironpost_e2e::Env;
+use ironpost_e2e::mail::{deliver_in_order, messages_of, python, start_with_account};
+use ironpost_e2e::server::{Ports, Server};
+use ironpost_store::Flag;
 use serde_json::Value;
 
 const ADDRESS: &str = "bob@example.com";
@@ -27,63 +22,17 @@ const PASSWORD: &str = "idle secret 3";
 /// A server with the account holding `count` messages in its INBOX, UIDs
 /// 1 to `count` in the order sent.
 fn setup(count: usize) -> (Env, Ports, Server) {
-    let (env, ports) = env_with_listeners("");
-    ok(&env.run(&["domain", "add", "example.com"]));
-    ok(&env.run_with_stdin(
-        &["account", "add", ADDRESS, "--password-stdin"],
-        format!("{PASSWORD}\n").as_bytes(),
-    ));
-    let server = Server::start(&env);
-    let stream = TcpStream::connect(("127.0.0.1", ports.smtp)).expect("SMTP connects");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let mut reader = BufReader::new(stream.try_clone().expect("stream clone"));
-    let mut writer = stream;
-    let expect = |reader: &mut BufReader<TcpStream>, code: &str| loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("an SMTP reply");
-        assert!(line.starts_with(code), "expected {code}, got {line:?}");
-        if line.as_bytes().get(3) != Some(&b'-') {
-            break;
-        }
-    };
-    expect(&mut reader, "220");
-    writer.write_all(b"EHLO client.example\r\n").expect("EHLO");
-    expect(&mut reader, "250");
-    for i in 1..=count {
-        writer
-            .write_all(
-                format!(
-                    "MAIL FROM:<x@remote.example>\r\nRCPT TO:<{ADDRESS}>\r\nDATA\r\n\
-                     Subject: message {i}\r\n\r\nbody {i}\r\n.\r\n"
-                )
-                .as_bytes(),
-            )
-            .expect("a message");
-        expect(&mut reader, "250");
-        expect(&mut reader, "250");
-        expect(&mut reader, "354");
-        expect(&mut reader, "250");
-        // Each message in the INBOX before the next is sent.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while inbox_uids(&env).len() < i {
-            assert!(Instant::now() < deadline, "message {i} not delivered");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-    writer.write_all(b"QUIT\r\n").expect("QUIT");
+    let (env, ports, server) = start_with_account("", ADDRESS, PASSWORD);
+    let messages: Vec<Vec<u8>> = (1..=count)
+        .map(|i| format!("Subject: message {i}\r\n\r\nbody {i}\r\n").into_bytes())
+        .collect();
+    deliver_in_order(&env, ports.smtp, ADDRESS, &messages);
     (env, ports, server)
 }
 
 /// The INBOX's UIDs and whether each is `\Seen`.
 fn inbox(env: &Env) -> Vec<(u32, bool)> {
-    let store = Store::open_dir(env.data_dir().join("store")).expect("the store opens");
-    let account = store.account(ADDRESS).expect("the account");
-    let inbox = store.mailbox(account.id, "INBOX").expect("the INBOX");
-    store
-        .messages(inbox.id)
-        .expect("the messages")
+    messages_of(env, ADDRESS, "INBOX")
         .iter()
         .map(|m| (m.uid, m.flags.contains(&Flag::Seen)))
         .collect()
@@ -119,6 +68,14 @@ def login():
         return line
     m._get_line = recording
     return m
+
+def both_selected():
+    # Two sessions, each with the INBOX selected.
+    a = login()
+    a.select("INBOX")
+    b = login()
+    b.select("INBOX")
+    return a, b
 
 def cmd(m, name, *args):
     # Runs an imaplib method: its untagged lines and tagged status.
@@ -163,22 +120,8 @@ def deliver(subject):
 /// password as arguments; its last line of output is JSON.
 fn imaplib(script: &str, ports: &Ports) -> Value {
     let program = format!("{PRELUDE}\n{script}");
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&program)
-        .arg(ports.imap.to_string())
-        .arg(ports.smtp.to_string())
-        .arg(PASSWORD)
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "imaplib failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+    let (imap, smtp) = (ports.imap.to_string(), ports.smtp.to_string());
+    python(&program, &[&imap, &smtp, PASSWORD]).unwrap_or_else(|e| panic!("imaplib failed: {e}"))
 }
 
 /// A JSON array of strings.
@@ -204,10 +147,7 @@ fn idle_hears_deliveries_flag_changes_and_expunges() {
     let r = imaplib(
         r#"
 r = {}
-a = login()
-a.select("INBOX")
-b = login()
-b.select("INBOX")
+a, b = both_selected()
 
 tag = a._new_tag()
 a.send(tag + b" IDLE\r\n")
@@ -296,10 +236,7 @@ fn without_idle_changes_come_at_noop_and_never_during_fetch() {
     let r = imaplib(
         r#"
 r = {}
-a = login()
-a.select("INBOX")
-b = login()
-b.select("INBOX")
+a, b = both_selected()
 
 # 1. B expunges UID 1: A hears it at NOOP.
 b.store("1", "+FLAGS.SILENT", r"(\Deleted)")

@@ -2,84 +2,34 @@
 //! a wrong password, the maildrop lock and `account unlock-pop3`, and
 //! deletions that take effect only at QUIT.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ironpost_e2e::server::{Ports, Server, env_with_listeners};
-use ironpost_e2e::{Env, json, ok};
-use ironpost_store::Store;
+use ironpost_e2e::mail::{Smtp, open_store, python, start_with_account, wait_delivered};
+use ironpost_e2e::server::{Ports, Server};
+use ironpost_e2e::{Env, ok};
 
 const PASSWORD: &str = "pop secret 7";
 
 /// A server with bob@example.com holding `count` messages in his INBOX.
 fn setup(count: usize) -> (Env, Ports, Server, Vec<Vec<u8>>) {
-    let (env, ports) = env_with_listeners("");
-    ok(&env.run(&["domain", "add", "example.com"]));
-    ok(&env.run_with_stdin(
-        &["account", "add", "bob@example.com", "--password-stdin"],
-        format!("{PASSWORD}\n").as_bytes(),
-    ));
-    let server = Server::start(&env);
-    let mut sent = Vec::new();
-    let stream = TcpStream::connect(("127.0.0.1", ports.smtp)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    let mut line = String::new();
-    let mut expect = |reader: &mut BufReader<TcpStream>, code: &str| loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        assert!(line.starts_with(code), "expected {code}, got {line:?}");
-        if line.as_bytes().get(3) == Some(&b' ') {
-            break;
-        }
-    };
-    expect(&mut reader, "220");
-    writer.write_all(b"EHLO client.example\r\n").unwrap();
-    expect(&mut reader, "250");
+    let (env, ports, server) = start_with_account("", "bob@example.com", PASSWORD);
+    let mut smtp = Smtp::connect(ports.smtp, Duration::from_secs(20));
     for i in 0..count {
         // A line starting with a dot, to check byte-stuffing both ways.
         let body = format!(
             "Subject: message {i}\r\n\r\nline one\r\n.starts with a dot\r\n{}\r\n",
             "x".repeat(100 * i)
         );
-        writer
-            .write_all(b"MAIL FROM:<x@remote.example>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
-            .unwrap();
-        expect(&mut reader, "250");
-        expect(&mut reader, "250");
-        expect(&mut reader, "354");
-        writer
-            .write_all(format!("{}.\r\n", body.replace("\r\n.", "\r\n..")).as_bytes())
-            .unwrap();
-        expect(&mut reader, "250");
-        sent.push(body.into_bytes());
+        smtp.data("bob@example.com", body.as_bytes());
     }
-    writer.write_all(b"QUIT\r\n").unwrap();
-    // Wait until every message is in the INBOX.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let queue = json(&env.run(&["queue", "list", "--json"]));
-        let store = Store::open_dir(env.data_dir().join("store")).unwrap();
-        let bob = store.account("bob@example.com").unwrap();
-        let inbox = store.mailbox(bob.id, "INBOX").unwrap();
-        let stored: Vec<Vec<u8>> = store
-            .messages(inbox.id)
-            .unwrap()
-            .iter()
-            .map(|m| store.read_message(inbox.id, m.uid).unwrap())
-            .collect();
-        if queue.as_array().is_some_and(Vec::is_empty) && stored.len() == count {
-            return (env, ports, server, stored);
-        }
-        assert!(Instant::now() < deadline, "not delivered: {queue}");
-        thread::sleep(Duration::from_millis(50));
-    }
+    smtp.quit();
+    let stored = wait_delivered(&env, "bob@example.com", count, Duration::from_secs(20))
+        .into_iter()
+        .map(|(_, bytes)| bytes)
+        .collect();
+    (env, ports, server, stored)
 }
 
 /// Runs a poplib script with `ports` and the password as arguments; its
@@ -103,26 +53,10 @@ def text(b):
     return b.decode("utf-8", "replace")
 "#;
     let program = format!("{prelude}\n{script}");
-    let mut args = vec![
-        ports.pop3.to_string(),
-        ports.pop3s.to_string(),
-        PASSWORD.to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&program)
-        .args(&args)
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "poplib failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+    let (pop3, pop3s) = (ports.pop3.to_string(), ports.pop3s.to_string());
+    let mut args = vec![pop3.as_str(), pop3s.as_str(), PASSWORD];
+    args.extend_from_slice(extra);
+    python(&program, &args).unwrap_or_else(|e| panic!("poplib failed: {e}"))
 }
 
 #[test]
@@ -215,7 +149,7 @@ print(json.dumps(r))
             format!("2 {}", &uidl[2][2..])
         ])
     );
-    let store = Store::open_dir(env.data_dir().join("store")).unwrap();
+    let store = open_store(&env);
     let bob = store.account("bob@example.com").unwrap();
     let inbox = store.mailbox(bob.id, "INBOX").unwrap();
     assert_eq!(store.messages(inbox.id).unwrap().len(), 2);

@@ -16,165 +16,43 @@
 //! (pipelined `BDAT ... LAST` transactions).
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::thread;
-use std::time::{Duration, Instant};
 
-use ironpost_e2e::server::{Ports, Server, env_with_listeners};
-use ironpost_e2e::{Env, json, ok};
-use ironpost_store::{Store, pop3_uidl};
+use ironpost_e2e::Env;
+use ironpost_e2e::mail::{
+    self, assert_curl_login_denied, assert_same, deliver_pipelined, exit_code_and_text, header_len,
+    lf, mailbox, open_store, start_with_account,
+};
+use ironpost_e2e::server::{Ports, Server};
+use ironpost_store::pop3_uidl;
 
 const ADDRESS: &str = "bob@example.com";
 const PASSWORD: &str = "pop secret 7";
 
 /// A server with the account and nothing delivered yet.
 fn setup() -> (Env, Ports, Server) {
-    let (env, ports) = env_with_listeners("");
-    ok(&env.run(&["domain", "add", "example.com"]));
-    ok(&env.run_with_stdin(
-        &["account", "add", ADDRESS, "--password-stdin"],
-        format!("{PASSWORD}\n").as_bytes(),
-    ));
-    let server = Server::start(&env);
-    (env, ports, server)
+    start_with_account("", ADDRESS, PASSWORD)
 }
 
-/// Reads one SMTP reply (all its lines) and checks its code.
-#[track_caller]
-fn expect_reply(reader: &mut BufReader<TcpStream>, code: &str, what: &str) -> String {
-    let mut all = String::new();
-    loop {
-        let mut line = String::new();
-        let n = reader.read_line(&mut line).expect("an SMTP reply");
-        assert!(n > 0, "the server closed the connection; {what}");
-        assert!(
-            line.starts_with(code),
-            "{what}: expected {code}, got {line:?}"
-        );
-        all.push_str(&line);
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return all;
-        }
-    }
-}
-
-/// Delivers `messages` to the account in one SMTP session, every
-/// transaction `BDAT <size> LAST` (so the bytes go as they are) and all of
-/// them pipelined, then waits until the INBOX holds them all. Returns the
-/// stored messages in UID order: each is what was sent with the server's
-/// `Delivered-To:` and `Received:` in front.
+/// Delivers `messages` to the account, pipelined (see
+/// [`deliver_pipelined`]). Returns the stored messages in UID order: each
+/// is what was sent with the server's `Delivered-To:` and `Received:` in
+/// front.
 fn deliver(env: &Env, ports: &Ports, messages: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let stream = TcpStream::connect(("127.0.0.1", ports.smtp)).expect("SMTP connects");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
-    let mut reader = BufReader::new(stream.try_clone().expect("stream clone"));
-    let mut writer = stream;
-    expect_reply(&mut reader, "220", "greeting");
-    writer.write_all(b"EHLO client.example\r\n").expect("EHLO");
-    let ehlo = expect_reply(&mut reader, "250", "EHLO");
-    assert!(
-        ehlo.contains("CHUNKING") && ehlo.contains("PIPELINING"),
-        "{ehlo}"
-    );
-    // Written from another thread, so that the replies are read while the
-    // server holds back on reading when it is behind.
-    let outgoing: Vec<Vec<u8>> = messages.to_vec();
-    let writing = thread::spawn(move || {
-        for message in &outgoing {
-            let mut chunk = format!(
-                "MAIL FROM:<x@remote.example>\r\nRCPT TO:<{ADDRESS}>\r\nBDAT {} LAST\r\n",
-                message.len()
-            )
-            .into_bytes();
-            chunk.extend_from_slice(message);
-            writer.write_all(&chunk).expect("a transaction written");
-        }
-        writer.write_all(b"QUIT\r\n").expect("QUIT");
-    });
-    for i in 0..messages.len() {
-        expect_reply(&mut reader, "250", &format!("MAIL of message {i}"));
-        expect_reply(&mut reader, "250", &format!("RCPT of message {i}"));
-        expect_reply(&mut reader, "250", &format!("BDAT of message {i}"));
-    }
-    expect_reply(&mut reader, "221", "QUIT");
-    writing.join().expect("the writer thread");
-
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let queue = json(&env.run(&["queue", "list", "--json"]));
-        let stored = inbox(env);
-        if queue.as_array().is_some_and(Vec::is_empty) && stored.len() == messages.len() {
-            // Concurrent delivery workers may give UIDs in another order
-            // than the messages were sent: each sent message must be one
-            // stored copy, matched by its bytes.
-            let stored: Vec<Vec<u8>> = stored.into_iter().map(|(_, bytes)| bytes).collect();
-            let mut unmatched: Vec<&Vec<u8>> = stored.iter().collect();
-            for (i, sent) in messages.iter().enumerate() {
-                let at = unmatched
-                    .iter()
-                    .position(|c| c.ends_with(sent) && c.starts_with(b"Delivered-To: "))
-                    .unwrap_or_else(|| {
-                        panic!("message {i} is not in the INBOX after the trace fields")
-                    });
-                unmatched.swap_remove(at);
-            }
-            return stored;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not delivered after 120 s: {} in the INBOX, queue {queue}",
-            stored.len()
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    deliver_pipelined(env, ports.smtp, ADDRESS, messages)
+        .into_iter()
+        .map(|(_, bytes)| bytes)
+        .collect()
 }
 
 /// The INBOX's messages in UID order: the UID and the stored bytes.
 fn inbox(env: &Env) -> Vec<(u32, Vec<u8>)> {
-    let store = Store::open_dir(env.data_dir().join("store")).expect("the store opens");
-    let account = store.account(ADDRESS).expect("the account");
-    let inbox = store.mailbox(account.id, "INBOX").expect("the INBOX");
-    store
-        .messages(inbox.id)
-        .expect("the INBOX's messages")
-        .iter()
-        .map(|m| {
-            let bytes = store.read_message(inbox.id, m.uid).expect("a message");
-            (m.uid, bytes)
-        })
+    mailbox(env, ADDRESS, "INBOX")
+        .into_iter()
+        .map(|(m, bytes)| (m.uid, bytes))
         .collect()
-}
-
-/// Asserts byte equality, reporting the first difference rather than both
-/// values (which may be large).
-#[track_caller]
-fn assert_same(what: &str, got: &[u8], want: &[u8]) {
-    if got == want {
-        return;
-    }
-    let at = got
-        .iter()
-        .zip(want)
-        .position(|(a, b)| a != b)
-        .unwrap_or(got.len().min(want.len()));
-    let around = |bytes: &[u8]| {
-        let from = at.saturating_sub(60);
-        bytes[from..bytes.len().min(at + 60)]
-            .escape_ascii()
-            .to_string()
-    };
-    panic!(
-        "{what}: got {} bytes, want {}, first difference at {at}:\ngot:  {}\nwant: {}",
-        got.len(),
-        want.len(),
-        around(got),
-        around(want)
-    );
 }
 
 // ---------------------------------------------------------------- fetchmail
@@ -271,15 +149,7 @@ impl Fetchmail {
             .env("HOME", home)
             .output()
             .expect("fetchmail runs (a required tool: `cargo xtask test` checks for it)");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let code = output
-            .status
-            .code()
-            .unwrap_or_else(|| panic!("fetchmail killed by a signal:\n{text}"));
+        let (code, text) = exit_code_and_text("fetchmail", &output);
         (code, text, out)
     }
 }
@@ -341,22 +211,6 @@ fn without_fetchmail_received(message: &[u8]) -> Vec<u8> {
     rest
 }
 
-/// `message` with CRLF line ends turned into LF, as fetchmail hands it on.
-fn lf(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len());
-    let mut i = 0;
-    while i < message.len() {
-        if message[i..].starts_with(b"\r\n") {
-            out.push(b'\n');
-            i += 2;
-        } else {
-            out.push(message[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
 #[track_caller]
 fn assert_fetched(run: &str, dir: &Path, stored: &[Vec<u8>]) {
     let got = delivered(dir);
@@ -408,7 +262,7 @@ fn fetchmail_keeps_then_deletes_200_messages() {
     assert!(delivered(&out).is_empty(), "the second run delivered mail");
     let ids = fs::read_to_string(fetchmail.home.path().join(".fetchids")).expect(".fetchids");
     let mailbox_uidl: Vec<String> = {
-        let store = Store::open_dir(env.data_dir().join("store")).unwrap();
+        let store = open_store(&env);
         let account = store.account(ADDRESS).unwrap();
         let inbox = store.mailbox(account.id, "INBOX").unwrap();
         store
@@ -452,27 +306,16 @@ fn fetchmail_keeps_then_deletes_200_messages() {
 
 // --------------------------------------------------------------------- curl
 
-/// Runs curl with `args` (silent but for errors) and returns its output.
+/// Runs curl as the account with `args` and returns its output.
 fn curl(args: &[&str]) -> Output {
-    Command::new("curl")
-        .args(["-sS", "--max-time", "60", "-u"])
-        .arg(format!("{ADDRESS}:{PASSWORD}"))
-        .args(args)
-        .output()
-        .expect("curl runs (a required tool: `cargo xtask test` checks for it)")
+    mail::curl(&format!("{ADDRESS}:{PASSWORD}"), args)
 }
 
-/// Asserts that curl succeeded and returns its standard output.
+/// Asserts that curl (as the account) succeeded and returns its standard
+/// output.
 #[track_caller]
 fn curl_ok(args: &[&str]) -> Vec<u8> {
-    let out = curl(args);
-    assert!(
-        out.status.success(),
-        "curl {args:?} failed ({:?}): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    mail::curl_ok(&format!("{ADDRESS}:{PASSWORD}"), args)
 }
 
 /// The curl test's messages: a short one full of dot lines, one of about
@@ -537,7 +380,7 @@ fn curl_lists_retrieves_and_sends_custom_commands() {
     // the blank line after it.
     let uidl = curl_ok(&["-k", &pop3s, "-X", "UIDL"]);
     let want_uidl: String = {
-        let store = Store::open_dir(env.data_dir().join("store")).unwrap();
+        let store = open_store(&env);
         let account = store.account(ADDRESS).unwrap();
         let inbox = store.mailbox(account.id, "INBOX").unwrap();
         store
@@ -550,11 +393,7 @@ fn curl_lists_retrieves_and_sends_custom_commands() {
     };
     assert_same("UIDL", &uidl, want_uidl.as_bytes());
     let top = curl_ok(&["-k", &pop3s, "-X", "TOP 1 0"]);
-    let header_end = stored[0]
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a header")
-        + 4;
+    let header_end = header_len(&stored[0]);
     assert_same("TOP 1 0", &top, &stored[0][..header_end]);
     let top = curl_ok(&["-k", &pop3s, "-X", "TOP 1 2"]);
     assert_same(
@@ -572,19 +411,5 @@ fn curl_lists_retrieves_and_sends_custom_commands() {
     }
 
     // A wrong password: curl's "login denied".
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "60", "-k", "-u"])
-        .arg(format!("{ADDRESS}:not the password"))
-        .arg(&pop3s)
-        .output()
-        .expect("curl runs");
-    assert_eq!(
-        out.status.code(),
-        Some(67),
-        "curl with a wrong password: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let log = server.log();
-    assert!(!log.contains(PASSWORD), "{log}");
-    assert!(!log.contains("not the password"), "{log}");
+    assert_curl_login_denied(&server, ADDRESS, PASSWORD, &pop3s);
 }

@@ -9,10 +9,10 @@
 //! any reply it did not expect, and prints one line of JSON that the test
 //! checks.
 
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use ironpost_e2e::mail::{self, add_account, assert_same, open_store};
 use ironpost_e2e::server::{Ports, Server, env_with_listeners};
 use ironpost_e2e::{Env, json, ok};
 use ironpost_store::Store;
@@ -69,22 +69,12 @@ def done(s, result):
 /// when it fails.
 #[track_caller]
 fn python(server: &Server, script: &str, args: &[&str]) -> Value {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(format!("{PRELUDE}\n{script}"))
-        .args(args)
-        .output()
-        .expect("python3 runs (a required tool: `cargo xtask test` checks for it)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the Python client failed ({}):\n{stderr}\nstdout: {stdout}\nserver log:\n{}",
-        out.status,
-        server.log()
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+    mail::python(&format!("{PRELUDE}\n{script}"), args).unwrap_or_else(|e| {
+        panic!(
+            "the Python client failed: {e}\nserver log:\n{}",
+            server.log()
+        )
+    })
 }
 
 /// An environment with the listeners (after `extra` in `[smtp]`), the domain
@@ -93,15 +83,7 @@ fn setup(extra: &str, accounts: &[&str]) -> (Env, Ports) {
     let (env, ports) = env_with_listeners(extra);
     ok(&env.run(&["domain", "add", DOMAIN]));
     for local in accounts {
-        ok(&env.run_with_stdin(
-            &[
-                "account",
-                "add",
-                &format!("{local}@{DOMAIN}"),
-                "--password-stdin",
-            ],
-            b"secret pw\n",
-        ));
+        add_account(&env, &format!("{local}@{DOMAIN}"), "secret pw");
     }
     (env, ports)
 }
@@ -131,10 +113,6 @@ fn wait_queue(env: &Env, server: &Server, remaining: usize) -> Value {
         );
         thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn open_store(env: &Env) -> Store {
-    Store::open_dir(env.data_dir().join("store")).expect("the store opens")
 }
 
 /// Every message in the INBOX of `address`, as stored.
@@ -196,33 +174,6 @@ fn split_copy(copy: &[u8]) -> Copy<'_> {
         received: String::from_utf8_lossy(&rest[..end]).into_owned(),
         content: &rest[end..],
     }
-}
-
-/// Asserts byte equality, reporting the first difference rather than both
-/// values (which may be megabytes).
-#[track_caller]
-fn assert_same(what: &str, got: &[u8], want: &[u8]) {
-    if got == want {
-        return;
-    }
-    let at = got
-        .iter()
-        .zip(want)
-        .position(|(a, b)| a != b)
-        .unwrap_or(got.len().min(want.len()));
-    let around = |bytes: &[u8]| {
-        let from = at.saturating_sub(40);
-        bytes[from..bytes.len().min(at + 40)]
-            .escape_ascii()
-            .to_string()
-    };
-    panic!(
-        "{what}: {} bytes stored, {} sent, first difference at {at}:\nstored: {}\nsent:   {}",
-        got.len(),
-        want.len(),
-        around(got),
-        around(want)
-    );
 }
 
 /// Asserts that `address` holds exactly the copies in `want`, in order, each
