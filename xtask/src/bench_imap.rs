@@ -48,18 +48,17 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::Result;
 use crate::bench_util::{
-    Resident, build_release, clock_ticks, free_port, ironpost_admin, is_root, log_tail, median,
-    open_files_limit, own_cpu, stop, tree_cpu, tree_resident, user_ids, wait_ready,
+    CpuReading, Resident, build_release, clean_up, clock_ticks, free_port, ironpost_admin,
+    log_tail, make_dir, median, open_files_limit, tree_resident,
 };
+use crate::dovecot::{self, Kind, Pair, Server};
 
 const DOMAIN: &str = "bench.test";
 const PASSWORD: &str = "bench password";
@@ -95,21 +94,6 @@ const SETTLE: Duration = Duration::from_secs(2);
 const USAGE: &str =
     "usage: cargo xtask bench imap [--runs N] [--quick] [--only ironpost|dovecot] [--idle K]";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Ironpost,
-    Dovecot,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Ironpost => "ironpost",
-            Kind::Dovecot => "dovecot",
-        }
-    }
-}
-
 #[derive(Debug, PartialEq, Eq)]
 struct Options {
     runs: usize,
@@ -142,13 +126,7 @@ fn parse(args: &[String]) -> Result<Options> {
             }
             "--quick" => quick = true,
             "--idle" => idle = Some(number(iter.next(), "--idle")?),
-            "--only" => {
-                only = match iter.next().map(String::as_str) {
-                    Some("ironpost") => Some(Kind::Ironpost),
-                    Some("dovecot") => Some(Kind::Dovecot),
-                    _ => return Err("--only takes ironpost or dovecot".into()),
-                }
-            }
+            "--only" => only = Some(Kind::parse(iter.next().map(String::as_str))?),
             other => return Err(format!("bench imap: unknown option {other}\n{USAGE}")),
         }
     }
@@ -164,19 +142,9 @@ fn parse(args: &[String]) -> Result<Options> {
 /// Runs the benchmark with the options in `args`.
 pub(crate) fn run(args: &[String]) -> Result {
     let options = parse(args)?;
-    let kinds: Vec<Kind> = [Kind::Ironpost, Kind::Dovecot]
-        .into_iter()
-        .filter(|k| options.only.is_none_or(|o| o == *k))
-        .collect();
+    let kinds = Kind::chosen(options.only);
     if kinds.contains(&Kind::Dovecot) {
-        if !is_root() {
-            return Err(
-                "bench imap needs root for Dovecot (its mail processes run as nobody); \
-                 `--only ironpost` does not"
-                    .into(),
-            );
-        }
-        dovecot_imap_installed()?;
+        dovecot::check("imap")?;
     }
     let most = if kinds.contains(&Kind::Ironpost) {
         options.idle * IRONPOST_IDLE_FACTOR
@@ -195,16 +163,9 @@ pub(crate) fn run(args: &[String]) -> Result {
         messages: Arc::new((0..MESSAGES).map(message).collect()),
         idle_accounts: options.idle,
     };
-    fs::create_dir_all(&env.scratch).map_err(|e| format!("{}: {e}", env.scratch.display()))?;
-    fs::set_permissions(&env.scratch, fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("{}: {e}", env.scratch.display()))?;
+    make_dir(&env.scratch)?;
     let result = bench(&env, &kinds, &options);
-    match &result {
-        Ok(_) => {
-            let _ = fs::remove_dir_all(&env.scratch);
-        }
-        Err(_) => eprintln!("xtask: files kept in {}", env.scratch.display()),
-    }
+    clean_up(&env.scratch, &result);
     let (loads, idles) = result?;
     print!("{}", report(&loads, &idles, &options, &env.messages));
     Ok(())
@@ -261,29 +222,15 @@ fn bench(
     kinds: &[Kind],
     options: &Options,
 ) -> Result<(Vec<Series>, Vec<IdleSample>)> {
-    let mut prepared = Vec::new();
-    for &kind in kinds {
-        let dir = env.scratch.join(kind.name());
-        fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-        let start = Instant::now();
-        eprintln!(
-            "xtask: imap {}: {ACCOUNTS} accounts with {MESSAGES} messages, {} with {IDLE_MESSAGES}",
-            kind.name(),
-            env.idle_accounts
-        );
-        match kind {
-            Kind::Ironpost => prepare_ironpost(env, &dir)?,
-            Kind::Dovecot => prepare_dovecot(env, &dir)?,
-        }
-        eprintln!(
-            "xtask: imap {}: ready after {:.1} s",
-            kind.name(),
-            start.elapsed().as_secs_f64()
-        );
-        prepared.push((kind, dir));
-    }
+    let what = format!(
+        "{ACCOUNTS} accounts with {MESSAGES} messages, {} with {IDLE_MESSAGES}",
+        env.idle_accounts
+    );
+    let prepared =
+        dovecot::prepare_each(&env.scratch, kinds, "imap", &what, |kind, dir| match kind {
+            Kind::Ironpost => prepare_ironpost(env, dir),
+            Kind::Dovecot => prepare_dovecot(env, dir),
+        })?;
     let mut loads: Vec<Series> = Vec::new();
     for &kind in kinds {
         for clients in CLIENTS {
@@ -298,7 +245,7 @@ fn bench(
     // both alike.
     for run in 1..=options.runs {
         for (kind, dir) in &prepared {
-            let mut server = Server::start(env, *kind, dir)?;
+            let mut server = start(env, *kind, dir)?;
             for clients in CLIENTS {
                 let sample = measure_load(env, &server, clients, options).map_err(|e| {
                     format!(
@@ -335,7 +282,7 @@ fn bench(
                 .iter()
                 .find(|(k, _)| *k == kind)
                 .expect("a directory per kind");
-            let mut server = Server::start(env, kind, dir)?;
+            let mut server = start(env, kind, dir)?;
             let sample = measure_idle(env, &server, connections).map_err(|e| {
                 format!(
                     "{} with {connections} idle connections: {e}\n{}",
@@ -433,106 +380,27 @@ impl Rng {
 
 // ------------------------------------------------------------------ servers
 
-/// A server under test, a child of this process; dropping it stops it.
-struct Server {
-    kind: Kind,
-    child: Option<Child>,
-    /// The plain IMAP port.
-    imap: u16,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(env: &BenchEnv, kind: Kind, dir: &Path) -> Result<Server> {
-        match kind {
-            Kind::Ironpost => Server::ironpost(env, dir),
-            Kind::Dovecot => Server::dovecot(dir, env.connection_limit()),
-        }
-    }
-
-    /// `ironpost serve` with one plain IMAP listener that allows logins, on
-    /// a fresh port; the log in a new file.
-    fn ironpost(env: &BenchEnv, dir: &Path) -> Result<Server> {
-        let imap = free_port()?;
-        let config = write_ironpost_config(dir, imap)?;
-        let log = next_log(dir);
-        let file = fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let child = Command::new(env.ironpost()?)
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().map_err(|e| e.to_string())?)
-            .stderr(file)
-            .spawn()
-            .map_err(|e| format!("cannot start ironpost serve: {e}"))?;
-        let mut server = Server {
-            kind: Kind::Ironpost,
-            child: Some(child),
-            imap,
-            log,
-        };
-        server.wait_ready()?;
-        Ok(server)
-    }
-
-    /// `dovecot -F` with the configuration of [`dovecot_conf`] on a fresh
-    /// port.
-    fn dovecot(dir: &Path, limit: usize) -> Result<Server> {
-        let imap = free_port()?;
-        let config = dir.join("dovecot.conf");
-        fs::write(&config, dovecot_conf(dir, imap, limit)?)
-            .map_err(|e| format!("{}: {e}", config.display()))?;
-        let log = dir.join("dovecot.log");
-        let child = Command::new("dovecot")
-            .arg("-F")
-            .arg("-c")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start dovecot: {e}"))?;
-        let mut server = Server {
-            kind: Kind::Dovecot,
-            child: Some(child),
-            imap,
-            log,
-        };
-        server.wait_ready()?;
-        Ok(server)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// Waits (30 s at most) until the IMAP port greets with `* OK`.
-    fn wait_ready(&mut self) -> Result {
-        let port = self.imap;
-        wait_ready(&mut self.child, self.kind.name(), &self.log, || {
-            imap_greets(port)
-        })
-    }
-
-    fn stop(&mut self) -> Result {
-        stop(&mut self.child, self.kind.name())
+/// The server `kind` started in `dir`, its IMAP port greeting.
+fn start(env: &BenchEnv, kind: Kind, dir: &Path) -> Result<Server> {
+    match kind {
+        Kind::Ironpost => start_ironpost(env, dir),
+        Kind::Dovecot => start_dovecot(dir, env.connection_limit()),
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.stop();
-    }
+/// `ironpost serve` with one plain IMAP listener that allows logins, on
+/// a fresh port.
+fn start_ironpost(env: &BenchEnv, dir: &Path) -> Result<Server> {
+    let imap = free_port()?;
+    let config = write_ironpost_config(dir, imap)?;
+    Server::ironpost(env.ironpost()?, dir, &config, imap, imap_greets)
 }
 
-/// `server-N.log`: one file per start.
-fn next_log(dir: &Path) -> PathBuf {
-    (1..)
-        .map(|n| dir.join(format!("server-{n}.log")))
-        .find(|p| !p.exists())
-        .expect("a free log name")
+/// `dovecot -F` with the configuration of [`dovecot_conf`] on a fresh
+/// port.
+fn start_dovecot(dir: &Path, limit: usize) -> Result<Server> {
+    let imap = free_port()?;
+    Server::dovecot(dir, &dovecot_conf(dir, imap, limit)?, imap, imap_greets)
 }
 
 /// Ironpost with IMAP alone: no SMTP or POP3 listener, one plain IMAP
@@ -583,95 +451,35 @@ fn prepare_ironpost(env: &BenchEnv, dir: &Path) -> Result {
         }
         Ok(())
     })?;
-    let mut server = Server::ironpost(env, dir)?;
-    fill(server.imap, &accounts, &env.messages)
+    let mut server = start_ironpost(env, dir)?;
+    fill(server.port, &accounts, &env.messages)
         .map_err(|e| format!("filling the mailboxes: {e}\n{}", log_tail(&server.log)))?;
     server.stop()
 }
 
-/// Where Dovecot keeps its executables: `imap` must be among them.
-fn dovecot_imap_installed() -> Result {
-    let found = ["/usr/lib/dovecot/imap", "/usr/libexec/dovecot/imap"]
-        .iter()
-        .any(|p| Path::new(p).is_file());
-    let dovecot = Command::new("dovecot").arg("--version").output();
-    if found && dovecot.is_ok_and(|o| o.status.success()) {
-        Ok(())
-    } else {
-        Err(
-            "Dovecot's IMAP server is missing: apt-get install -y dovecot-imapd \
-             (only `cargo xtask bench imap` needs it)"
-                .into(),
-        )
-    }
-}
-
-/// A private Dovecot for IMAP alone: no TLS, plaintext logins, passwords
-/// from a file, every user's mail in `maildir/<user>` owned by `nobody`.
-/// Each logged-in connection is an `imap` process, so the `imap` service
-/// may start `limit` of them (the default is 100), and the services every
-/// connection talks to (anvil, auth, log, stats) take as many clients.
+/// A private Dovecot for IMAP alone. Each logged-in connection is an
+/// `imap` process, so the `imap` service may start `limit` of them (the
+/// default is 100), and the services every connection talks to (anvil,
+/// auth, log, stats) take as many clients.
 fn dovecot_conf(dir: &Path, port: u16, limit: usize) -> Result<String> {
-    let (uid, gid) = user_ids("nobody").ok_or("no user nobody in /etc/passwd")?;
-    Ok(format!(
-        "base_dir = {d}/run\n\
-         state_dir = {d}/state\n\
-         log_path = {d}/dovecot.log\n\
-         protocols = imap\n\
-         listen = 127.0.0.1\n\
-         ssl = no\n\
-         disable_plaintext_auth = no\n\
-         auth_mechanisms = plain\n\
-         mail_location = maildir:{d}/maildir/%u\n\
-         default_client_limit = {limit}\n\
-         passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {d}/passwd\n}}\n\
-         userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={d}/home/%u\n}}\n\
-         service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  \
-         inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
-         service imap {{\n  process_limit = {limit}\n}}\n",
-        d = dir.display()
-    ))
+    dovecot::conf(
+        dir,
+        "imap",
+        port,
+        &format!("default_client_limit = {limit}\n"),
+        &format!("service imap {{\n  process_limit = {limit}\n}}\n"),
+    )
 }
 
 /// Dovecot's password file and empty Maildirs, then the messages appended.
 fn prepare_dovecot(env: &BenchEnv, dir: &Path) -> Result {
-    let (uid, gid) = user_ids("nobody").ok_or("no user nobody in /etc/passwd")?;
-    let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     let accounts = accounts(env);
-    let mut passwd = String::new();
-    for (address, _) in &accounts {
-        let _ = writeln!(passwd, "{address}:{{PLAIN}}{PASSWORD}");
-        let maildir = dir.join("maildir").join(address);
-        for d in [
-            &maildir.join("cur"),
-            &maildir.join("new"),
-            &maildir.join("tmp"),
-            &dir.join("home").join(address),
-        ] {
-            fs::create_dir_all(d).map_err(|e| io(d, e))?;
-        }
-    }
-    let path = dir.join("passwd");
-    fs::write(&path, passwd).map_err(|e| io(&path, e))?;
-    for top in ["maildir", "home"] {
-        chown_tree(&dir.join(top), uid, gid)?;
-    }
-    let mut server = Server::dovecot(dir, env.connection_limit())?;
-    fill(server.imap, &accounts, &env.messages)
+    dovecot::add_accounts(dir, accounts.iter().map(|(a, _)| a.as_str()), PASSWORD)?;
+    dovecot::give_to_nobody(dir)?;
+    let mut server = start_dovecot(dir, env.connection_limit())?;
+    fill(server.port, &accounts, &env.messages)
         .map_err(|e| format!("filling the mailboxes: {e}\n{}", log_tail(&server.log)))?;
     server.stop()
-}
-
-fn chown_tree(path: &Path, uid: u32, gid: u32) -> Result {
-    std::os::unix::fs::chown(path, Some(uid), Some(gid))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if path.is_dir() {
-        for entry in fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))? {
-            let entry = entry.map_err(|e| e.to_string())?;
-            chown_tree(&entry.path(), uid, gid)?;
-        }
-    }
-    Ok(())
 }
 
 /// Appends the first `count` of `messages` to each account's empty INBOX,
@@ -1359,7 +1167,7 @@ fn measure_load(
     let done = Arc::new(Barrier::new(clients + 1));
     let start = Arc::new(OnceLock::<Instant>::new());
     let end = options.warmup + options.window;
-    let port = server.imap;
+    let port = server.port;
     let threads: Vec<_> = (1..=clients)
         .map(|id| {
             let (ready, go, done, start) = (ready.clone(), go.clone(), done.clone(), start.clone());
@@ -1395,9 +1203,9 @@ fn measure_load(
     let _ = start.set(began);
     go.wait();
     sleep_until(began + options.warmup);
-    let before = (tree_cpu(server.pid(), env.ticks), own_cpu(env.ticks));
+    let before = CpuReading::now(server.pid(), env.ticks);
     sleep_until(began + end);
-    let after = (tree_cpu(server.pid(), env.ticks), own_cpu(env.ticks));
+    let used = CpuReading::now(server.pid(), env.ticks).since(&before);
     done.wait();
     let mut records = Vec::new();
     let mut first_error = None;
@@ -1416,8 +1224,8 @@ fn measure_load(
         return Err(e);
     }
     let mut sample = Sample::from_records(&records, options.warmup, options.window);
-    sample.cpu = after.0.saturating_sub(before.0);
-    sample.client_cpu = after.1.saturating_sub(before.1);
+    sample.cpu = used.server;
+    sample.client_cpu = used.clients;
     if sample.ops() == 0 {
         return Err("no operation ended within the window".into());
     }
@@ -1475,11 +1283,11 @@ fn measure_idle(env: &BenchEnv, server: &Server, connections: usize) -> Result<I
     // Whatever the first logins start or allocate once (Dovecot's auth
     // worker, Ironpost's blocking threads and the password hashing's
     // memory) is then in the baseline, not in the connections.
-    drop(open_idle(server.imap, BATCH.min(connections), accounts)?);
+    drop(open_idle(server.port, BATCH.min(connections), accounts)?);
     thread::sleep(SETTLE);
     let before = tree_resident(server.pid());
     let began = Instant::now();
-    let open = open_idle(server.imap, connections, accounts)?;
+    let open = open_idle(server.port, connections, accounts)?;
     let opening = began.elapsed();
     thread::sleep(SETTLE);
     let after = tree_resident(server.pid());
@@ -1622,16 +1430,7 @@ fn report(
             all.join(", ")
         );
     }
-    let pairs: Vec<(usize, &[Sample], &[Sample])> = loads
-        .iter()
-        .filter(|r| r.kind == Kind::Ironpost)
-        .filter_map(|ours| {
-            let theirs = loads
-                .iter()
-                .find(|r| r.kind == Kind::Dovecot && r.clients == ours.clients)?;
-            Some((ours.clients, &ours.samples[..], &theirs.samples[..]))
-        })
-        .collect();
+    let pairs = Pair::all(loads, |r| (r.kind, r.clients, &r.samples[..]));
     if !pairs.is_empty() {
         let _ = writeln!(
             out,
@@ -1640,24 +1439,19 @@ fn report(
              | clients | ops/s | paired | p99 latency | paired | CPU per op | goal ops/s >= 1.5x |"
         );
         let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---|");
-        for (clients, ours, theirs) in pairs {
-            let med = |samples: &[Sample], f: &dyn Fn(&Sample) -> f64| {
-                median(samples.iter().map(f).collect())
-            };
-            let paired = |f: &dyn Fn(&Sample) -> f64| {
-                median(ours.iter().zip(theirs).map(|(a, b)| f(a) / f(b)).collect())
-            };
+        for pair in pairs {
             let rate = |s: &Sample| s.rate();
             let p99 = |s: &Sample| s.p99_ms();
             let cpu = |s: &Sample| s.cpu_per_1000();
-            let ratio = med(ours, &rate) / med(theirs, &rate);
+            let ratio = pair.of_medians(rate);
             let _ = writeln!(
                 out,
-                "| {clients} | {ratio:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
-                paired(&rate),
-                med(ours, &p99) / med(theirs, &p99),
-                paired(&p99),
-                med(ours, &cpu) / med(theirs, &cpu),
+                "| {} | {ratio:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+                pair.clients,
+                pair.paired(rate),
+                pair.of_medians(p99),
+                pair.paired(p99),
+                pair.of_medians(cpu),
                 if ratio >= 1.5 { "met" } else { "not met" }
             );
         }

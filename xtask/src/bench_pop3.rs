@@ -40,18 +40,17 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::Result;
 use crate::bench_util::{
-    build_release, clock_ticks, free_port, ironpost_admin, is_root, log_tail, median, process_cpu,
-    processes, stop, tree_cpu, user_ids, wait_ready,
+    CpuReading, build_release, clean_up, clock_ticks, free_port, ironpost_admin, log_tail,
+    make_dir, median,
 };
+use crate::dovecot::{self, Kind, Pair, Server};
 
 const DOMAIN: &str = "bench.test";
 const PASSWORD: &str = "bench password";
@@ -67,21 +66,6 @@ const WINDOW: usize = 32;
 const DELIVERY_LIMIT: Duration = Duration::from_secs(600);
 
 const USAGE: &str = "usage: cargo xtask bench pop3 [--runs N] [--quick] [--only ironpost|dovecot]";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Ironpost,
-    Dovecot,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Ironpost => "ironpost",
-            Kind::Dovecot => "dovecot",
-        }
-    }
-}
 
 struct Options {
     runs: usize,
@@ -110,13 +94,7 @@ fn parse(args: &[String]) -> Result<Options> {
                 options.messages = 100;
                 options.runs = 1;
             }
-            "--only" => {
-                options.only = match iter.next().map(String::as_str) {
-                    Some("ironpost") => Some(Kind::Ironpost),
-                    Some("dovecot") => Some(Kind::Dovecot),
-                    _ => return Err("--only takes ironpost or dovecot".into()),
-                }
-            }
+            "--only" => options.only = Some(Kind::parse(iter.next().map(String::as_str))?),
             other => return Err(format!("bench pop3: unknown option {other}\n{USAGE}")),
         }
     }
@@ -155,19 +133,9 @@ impl Sample {
 /// Runs the benchmark with the options in `args`.
 pub(crate) fn run(args: &[String]) -> Result {
     let options = parse(args)?;
-    let kinds: Vec<Kind> = [Kind::Ironpost, Kind::Dovecot]
-        .into_iter()
-        .filter(|k| options.only.is_none_or(|o| o == *k))
-        .collect();
+    let kinds = Kind::chosen(options.only);
     if kinds.contains(&Kind::Dovecot) {
-        if !is_root() {
-            return Err(
-                "bench pop3 needs root for Dovecot (its mail processes run as nobody); \
-                 `--only ironpost` does not"
-                    .into(),
-            );
-        }
-        dovecot_pop3_installed()?;
+        dovecot::check("pop3")?;
     }
     let env = BenchEnv {
         ironpost: build_release()?,
@@ -175,16 +143,9 @@ pub(crate) fn run(args: &[String]) -> Result {
         scratch: std::env::temp_dir().join(format!("ironpost-bench-pop3.{}", std::process::id())),
         messages: (0..options.messages).map(message).collect(),
     };
-    fs::create_dir_all(&env.scratch).map_err(|e| format!("{}: {e}", env.scratch.display()))?;
-    fs::set_permissions(&env.scratch, fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("{}: {e}", env.scratch.display()))?;
+    make_dir(&env.scratch)?;
     let result = bench(&env, &kinds, options.runs);
-    match &result {
-        Ok(_) => {
-            let _ = fs::remove_dir_all(&env.scratch);
-        }
-        Err(_) => eprintln!("xtask: files kept in {}", env.scratch.display()),
-    }
+    clean_up(&env.scratch, &result);
     let results = result?;
     print!("{}", report(&results, options.runs, options.messages));
     Ok(())
@@ -209,29 +170,15 @@ struct Series {
 }
 
 fn bench(env: &BenchEnv, kinds: &[Kind], runs: usize) -> Result<Vec<Series>> {
-    let mut prepared = Vec::new();
-    for &kind in kinds {
-        let dir = env.scratch.join(kind.name());
-        fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-        let start = Instant::now();
-        eprintln!(
-            "xtask: pop3 {}: putting {} messages into each of {ACCOUNTS} accounts",
-            kind.name(),
-            env.messages.len()
-        );
-        match kind {
-            Kind::Ironpost => prepare_ironpost(env, &dir)?,
-            Kind::Dovecot => prepare_dovecot(env, &dir)?,
-        }
-        eprintln!(
-            "xtask: pop3 {}: ready after {:.1} s",
-            kind.name(),
-            start.elapsed().as_secs_f64()
-        );
-        prepared.push((kind, dir));
-    }
+    let what = format!(
+        "putting {} messages into each of {ACCOUNTS} accounts",
+        env.messages.len()
+    );
+    let prepared =
+        dovecot::prepare_each(&env.scratch, kinds, "pop3", &what, |kind, dir| match kind {
+            Kind::Ironpost => prepare_ironpost(env, dir),
+            Kind::Dovecot => prepare_dovecot(env, dir),
+        })?;
     let mut results: Vec<Series> = Vec::new();
     for &kind in kinds {
         for clients in CLIENTS {
@@ -247,7 +194,7 @@ fn bench(env: &BenchEnv, kinds: &[Kind], runs: usize) -> Result<Vec<Series>> {
     // both alike.
     for run in 1..=runs {
         for (kind, dir) in &prepared {
-            let mut server = Server::start(env, *kind, dir)?;
+            let mut server = start(env, *kind, dir)?;
             for clients in CLIENTS {
                 let (sample, listed) = measure(env, &server, clients).map_err(|e| {
                     format!(
@@ -337,110 +284,26 @@ fn dovecot_trace(address: &str, i: usize) -> String {
 
 // ------------------------------------------------------------------ servers
 
-/// A server under test, a child of this process; dropping it stops it.
-struct Server {
-    kind: Kind,
-    child: Option<Child>,
-    /// The plain POP3 port.
-    pop3: u16,
-    /// Ironpost's SMTP port.
-    smtp: u16,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(env: &BenchEnv, kind: Kind, dir: &Path) -> Result<Server> {
-        match kind {
-            Kind::Ironpost => Server::ironpost(env, dir),
-            Kind::Dovecot => Server::dovecot(dir),
+/// The server `kind` started in `dir`, its POP3 port greeting.
+fn start(env: &BenchEnv, kind: Kind, dir: &Path) -> Result<Server> {
+    match kind {
+        Kind::Ironpost => Ok(start_ironpost(env, dir)?.0),
+        Kind::Dovecot => {
+            let pop3 = free_port()?;
+            let conf = dovecot::conf(dir, "pop3", pop3, "", "")?;
+            Server::dovecot(dir, &conf, pop3, pop3_greets)
         }
     }
-
-    /// `ironpost serve` with a plain SMTP listener and a plain POP3 listener
-    /// that allows logins, on fresh ports; the log in a new file.
-    fn ironpost(env: &BenchEnv, dir: &Path) -> Result<Server> {
-        let (smtp, pop3) = (free_port()?, free_port()?);
-        let config = write_ironpost_config(dir, smtp, pop3)?;
-        let log = next_log(dir);
-        let file = fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let child = Command::new(&env.ironpost)
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().map_err(|e| e.to_string())?)
-            .stderr(file)
-            .spawn()
-            .map_err(|e| format!("cannot start ironpost serve: {e}"))?;
-        let mut server = Server {
-            kind: Kind::Ironpost,
-            child: Some(child),
-            pop3,
-            smtp,
-            log,
-        };
-        server.wait_ready()?;
-        Ok(server)
-    }
-
-    /// `dovecot -F` with the configuration [`prepare_dovecot`] wrote, on a
-    /// fresh port.
-    fn dovecot(dir: &Path) -> Result<Server> {
-        let pop3 = free_port()?;
-        let config = dir.join("dovecot.conf");
-        fs::write(&config, dovecot_conf(dir, pop3)?)
-            .map_err(|e| format!("{}: {e}", config.display()))?;
-        let log = dir.join("dovecot.log");
-        let child = Command::new("dovecot")
-            .arg("-F")
-            .arg("-c")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start dovecot: {e}"))?;
-        let mut server = Server {
-            kind: Kind::Dovecot,
-            child: Some(child),
-            pop3,
-            smtp: 0,
-            log,
-        };
-        server.wait_ready()?;
-        Ok(server)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// Waits (30 s at most) until the POP3 port greets with `+OK`.
-    fn wait_ready(&mut self) -> Result {
-        let port = self.pop3;
-        wait_ready(&mut self.child, self.kind.name(), &self.log, || {
-            pop3_greets(port)
-        })
-    }
-
-    fn stop(&mut self) -> Result {
-        stop(&mut self.child, self.kind.name())
-    }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.stop();
-    }
-}
-
-/// `server-N.log`: one file per start.
-fn next_log(dir: &Path) -> PathBuf {
-    (1..)
-        .map(|n| dir.join(format!("server-{n}.log")))
-        .find(|p| !p.exists())
-        .expect("a free log name")
+/// `ironpost serve` with a plain SMTP listener and a plain POP3 listener
+/// that allows logins, on fresh ports; returns the server (its port is the
+/// POP3 one) and the SMTP port.
+fn start_ironpost(env: &BenchEnv, dir: &Path) -> Result<(Server, u16)> {
+    let (smtp, pop3) = (free_port()?, free_port()?);
+    let config = write_ironpost_config(dir, smtp, pop3)?;
+    let server = Server::ironpost(&env.ironpost, dir, &config, pop3, pop3_greets)?;
+    Ok((server, smtp))
 }
 
 fn write_ironpost_config(dir: &Path, smtp: u16, pop3: u16) -> Result<PathBuf> {
@@ -472,9 +335,9 @@ fn prepare_ironpost(env: &BenchEnv, dir: &Path) -> Result {
             format!("{PASSWORD}\n").as_bytes(),
         )?;
     }
-    let mut server = Server::ironpost(env, dir)?;
+    let (mut server, smtp) = start_ironpost(env, dir)?;
     let config = dir.join("ironpost.toml");
-    smtp_deliver(server.smtp, &env.messages)
+    smtp_deliver(smtp, &env.messages)
         .map_err(|e| format!("delivering: {e}\n{}", log_tail(&server.log)))?;
     let deadline = Instant::now() + DELIVERY_LIMIT;
     loop {
@@ -493,7 +356,7 @@ fn prepare_ironpost(env: &BenchEnv, dir: &Path) -> Result {
         thread::sleep(Duration::from_millis(500));
     }
     for n in 1..=ACCOUNTS {
-        let client = Client::login(server.pop3, &account(n))?;
+        let client = Client::login(server.port, &account(n))?;
         if client.sizes.len() != env.messages.len() {
             return Err(format!(
                 "{} holds {} messages, {} were sent",
@@ -564,67 +427,16 @@ fn smtp_deliver(port: u16, messages: &[Vec<u8>]) -> Result {
         .map_err(|e| format!("writing to the SMTP server: {e}"))
 }
 
-/// Where Dovecot keeps its executables: `pop3` must be among them.
-fn dovecot_pop3_installed() -> Result {
-    let found = ["/usr/lib/dovecot/pop3", "/usr/libexec/dovecot/pop3"]
-        .iter()
-        .any(|p| Path::new(p).is_file());
-    let dovecot = Command::new("dovecot").arg("--version").output();
-    if found && dovecot.is_ok_and(|o| o.status.success()) {
-        Ok(())
-    } else {
-        Err(
-            "Dovecot's POP3 server is missing: apt-get install -y dovecot-pop3d \
-             (only `cargo xtask bench pop3` needs it)"
-                .into(),
-        )
-    }
-}
-
-/// A private Dovecot for POP3 alone: no TLS, plaintext logins, passwords
-/// from a file, every user's mail in `maildir/<user>` owned by `nobody`.
-fn dovecot_conf(dir: &Path, port: u16) -> Result<String> {
-    let (uid, gid) = user_ids("nobody").ok_or("no user nobody in /etc/passwd")?;
-    Ok(format!(
-        "base_dir = {d}/run\n\
-         state_dir = {d}/state\n\
-         log_path = {d}/dovecot.log\n\
-         protocols = pop3\n\
-         listen = 127.0.0.1\n\
-         ssl = no\n\
-         disable_plaintext_auth = no\n\
-         auth_mechanisms = plain\n\
-         mail_location = maildir:{d}/maildir/%u\n\
-         passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {d}/passwd\n}}\n\
-         userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={d}/home/%u\n}}\n\
-         service pop3-login {{\n  inet_listener pop3 {{\n    port = {port}\n  }}\n  \
-         inet_listener pop3s {{\n    port = 0\n  }}\n}}\n",
-        d = dir.display()
-    ))
-}
-
 /// Dovecot's password file and Maildirs: each message in `cur/` with the
 /// trace fields in front, LF line ends, and its sizes in the name
 /// (`S=` on disk, `W=` with CRLF), as Dovecot's delivery agent writes them.
 fn prepare_dovecot(env: &BenchEnv, dir: &Path) -> Result {
-    let (uid, gid) = user_ids("nobody").ok_or("no user nobody in /etc/passwd")?;
-    let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
-    let mut passwd = String::new();
-    for n in 1..=ACCOUNTS {
-        let address = account(n);
-        let _ = writeln!(passwd, "{address}:{{PLAIN}}{PASSWORD}");
-        let maildir = dir.join("maildir").join(&address);
-        let home = dir.join("home").join(&address);
-        for d in [
-            &maildir.join("cur"),
-            &maildir.join("new"),
-            &maildir.join("tmp"),
-            &home,
-        ] {
-            fs::create_dir_all(d).map_err(|e| io(d, e))?;
-        }
+    let addresses: Vec<String> = (1..=ACCOUNTS).map(account).collect();
+    dovecot::add_accounts(dir, addresses.iter().map(String::as_str), PASSWORD)?;
+    for address in &addresses {
+        let cur = dovecot::maildir(dir, address).join("cur");
         for (i, message) in env.messages.iter().enumerate() {
-            let mut crlf = dovecot_trace(&address, i).into_bytes();
+            let mut crlf = dovecot_trace(address, i).into_bytes();
             crlf.extend_from_slice(message);
             let lf = to_lf(&crlf);
             let name = format!(
@@ -633,28 +445,11 @@ fn prepare_dovecot(env: &BenchEnv, dir: &Path) -> Result {
                 lf.len(),
                 crlf.len()
             );
-            let path = maildir.join("cur").join(name);
-            fs::write(&path, &lf).map_err(|e| io(&path, e))?;
+            let path = cur.join(name);
+            fs::write(&path, &lf).map_err(|e| format!("{}: {e}", path.display()))?;
         }
     }
-    let path = dir.join("passwd");
-    fs::write(&path, passwd).map_err(|e| io(&path, e))?;
-    for top in ["maildir", "home"] {
-        chown_tree(&dir.join(top), uid, gid)?;
-    }
-    Ok(())
-}
-
-fn chown_tree(path: &Path, uid: u32, gid: u32) -> Result {
-    std::os::unix::fs::chown(path, Some(uid), Some(gid))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if path.is_dir() {
-        for entry in fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))? {
-            let entry = entry.map_err(|e| e.to_string())?;
-            chown_tree(&entry.path(), uid, gid)?;
-        }
-    }
-    Ok(())
+    dovecot::give_to_nobody(dir)
 }
 
 fn to_lf(bytes: &[u8]) -> Vec<u8> {
@@ -834,7 +629,7 @@ fn measure(env: &BenchEnv, server: &Server, clients: usize) -> Result<(Sample, f
     let go = Arc::new(Barrier::new(clients + 1));
     let done = Arc::new(Barrier::new(clients + 1));
     let quit = Arc::new(Barrier::new(clients + 1));
-    let port = server.pop3;
+    let port = server.port;
     let threads: Vec<_> = (1..=clients)
         .map(|n| {
             let (ready, go, done, quit) = (ready.clone(), go.clone(), done.clone(), quit.clone());
@@ -860,12 +655,12 @@ fn measure(env: &BenchEnv, server: &Server, clients: usize) -> Result<(Sample, f
         })
         .collect();
     ready.wait();
-    let before = (tree_cpu(server.pid(), env.ticks), own_cpu(env.ticks));
+    let before = CpuReading::now(server.pid(), env.ticks);
     let start = Instant::now();
     go.wait();
     done.wait();
     let elapsed = start.elapsed();
-    let after = (tree_cpu(server.pid(), env.ticks), own_cpu(env.ticks));
+    let used = CpuReading::now(server.pid(), env.ticks).since(&before);
     quit.wait();
     let mut octets = 0;
     let mut messages = 0;
@@ -884,21 +679,12 @@ fn measure(env: &BenchEnv, server: &Server, clients: usize) -> Result<(Sample, f
     }
     let sample = Sample {
         elapsed,
-        cpu: after.0.saturating_sub(before.0),
-        client_cpu: after.1.saturating_sub(before.1),
+        cpu: used.server,
+        client_cpu: used.clients,
         messages,
         octets,
     };
     Ok((sample, octets as f64 / messages as f64))
-}
-
-/// The CPU time of this process (all its threads).
-fn own_cpu(ticks: u64) -> Duration {
-    let me = std::process::id();
-    processes()
-        .iter()
-        .find(|p| p.pid == me)
-        .map_or(Duration::ZERO, |p| process_cpu(p, ticks))
 }
 
 // ------------------------------------------------------------------- report
@@ -953,16 +739,7 @@ fn report(results: &[Series], runs: usize, messages: usize) -> String {
             all.join(", ")
         );
     }
-    let pairs: Vec<(usize, &[Sample], &[Sample])> = results
-        .iter()
-        .filter(|r| r.kind == Kind::Ironpost)
-        .filter_map(|ours| {
-            let theirs = results
-                .iter()
-                .find(|r| r.kind == Kind::Dovecot && r.clients == ours.clients)?;
-            Some((ours.clients, &ours.samples[..], &theirs.samples[..]))
-        })
-        .collect();
+    let pairs = Pair::all(results, |r| (r.kind, r.clients, &r.samples[..]));
     if !pairs.is_empty() {
         let _ = writeln!(
             out,
@@ -971,22 +748,17 @@ fn report(results: &[Series], runs: usize, messages: usize) -> String {
              | clients | msg/s | paired | CPU per message | paired |"
         );
         let _ = writeln!(out, "|---:|---:|---:|---:|---:|");
-        for (clients, ours, theirs) in pairs {
-            let med = |samples: &[Sample], f: &dyn Fn(&Sample) -> f64| {
-                median(samples.iter().map(f).collect())
-            };
-            let paired = |f: &dyn Fn(&Sample) -> f64| {
-                median(ours.iter().zip(theirs).map(|(a, b)| f(a) / f(b)).collect())
-            };
+        for pair in pairs {
             let rate = |s: &Sample| s.rate();
             let cpu = |s: &Sample| s.cpu_per_1000();
             let _ = writeln!(
                 out,
-                "| {clients} | {:.2} | {:.2} | {:.2} | {:.2} |",
-                med(ours, &rate) / med(theirs, &rate),
-                paired(&rate),
-                med(ours, &cpu) / med(theirs, &cpu),
-                paired(&cpu)
+                "| {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                pair.clients,
+                pair.of_medians(rate),
+                pair.paired(rate),
+                pair.of_medians(cpu),
+                pair.paired(cpu)
             );
         }
     }

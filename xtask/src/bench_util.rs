@@ -1,10 +1,12 @@
 //! What the server benchmarks (`bench smtp`, `bench pop3`, `bench imap`)
 //! share: the release binary and its admin commands, free ports, stopping a
-//! server and its daemons, CPU and memory accounting from `/proc`, medians.
+//! server and its daemons, scratch directories and log files, CPU and memory
+//! accounting from `/proc`, medians.
 
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -72,6 +74,33 @@ pub(crate) fn free_port() -> Result<u16> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("no free loopback port: {e}"))
+}
+
+/// Makes the directory `dir` (and its parents), readable by every user,
+/// so that a server's processes that run as `nobody` get through it.
+pub(crate) fn make_dir(dir: &Path) -> Result {
+    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// Removes the scratch directory `dir` after a bench that succeeded; after
+/// one that failed, keeps it and says where it is.
+pub(crate) fn clean_up<T>(dir: &Path, result: &Result<T>) {
+    match result {
+        Ok(_) => {
+            let _ = fs::remove_dir_all(dir);
+        }
+        Err(_) => eprintln!("xtask: files kept in {}", dir.display()),
+    }
+}
+
+/// `server-N.log` in `dir`: the first that does not exist, one per start.
+pub(crate) fn next_log(dir: &Path) -> PathBuf {
+    (1..)
+        .map(|n| dir.join(format!("server-{n}.log")))
+        .find(|p| !p.exists())
+        .expect("a free log name")
 }
 
 /// Stops the server in `child` (if it still runs): SIGTERM, then waits
@@ -164,6 +193,7 @@ pub(crate) fn clock_ticks() -> Result<u64> {
         .map_err(|_| "getconf CLK_TCK did not print a number".to_string())
 }
 
+/// Whether this process runs as root (its effective user id is 0).
 pub(crate) fn is_root() -> bool {
     fs::read_to_string("/proc/self/status").is_ok_and(|s| {
         s.lines()
@@ -295,6 +325,34 @@ pub(crate) fn own_cpu(ticks: u64) -> Duration {
         .iter()
         .find(|p| p.pid == me)
         .map_or(Duration::ZERO, |p| process_cpu(p, ticks))
+}
+
+/// The CPU time of a server and of the load clients at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CpuReading {
+    /// [`tree_cpu`] of the server.
+    pub(crate) server: Duration,
+    /// [`own_cpu`]: this process, the clients.
+    pub(crate) clients: Duration,
+}
+
+impl CpuReading {
+    /// Reads the CPU time of the process tree of `server` (a pid), then
+    /// this process's; `ticks` is clock ticks per second.
+    pub(crate) fn now(server: u32, ticks: u64) -> CpuReading {
+        CpuReading {
+            server: tree_cpu(server, ticks),
+            clients: own_cpu(ticks),
+        }
+    }
+
+    /// What was used from `before` until this reading.
+    pub(crate) fn since(&self, before: &CpuReading) -> CpuReading {
+        CpuReading {
+            server: self.server.saturating_sub(before.server),
+            clients: self.clients.saturating_sub(before.clients),
+        }
+    }
 }
 
 /// Resident memory of a process tree at one moment, in KiB.
@@ -433,6 +491,36 @@ mod tests {
         assert!(me.rss_kib > 0);
         assert!(me.pss_kib > 0 || me.pss_unreadable > 0);
         assert!(open_files_limit().is_none_or(|n| n > 0));
+    }
+
+    #[test]
+    fn cpu_used_between_two_readings_never_goes_below_zero() {
+        let reading = |server, clients| CpuReading {
+            server: Duration::from_millis(server),
+            clients: Duration::from_millis(clients),
+        };
+        assert_eq!(reading(700, 90).since(&reading(200, 40)), reading(500, 50));
+        // A process that ended between the readings takes its time along.
+        assert_eq!(reading(100, 90).since(&reading(200, 40)), reading(0, 50));
+        let me = std::process::id();
+        let ticks = clock_ticks().unwrap();
+        let before = CpuReading::now(me, ticks);
+        assert!(before.server > Duration::ZERO && before.clients > Duration::ZERO);
+    }
+
+    #[test]
+    fn scratch_directories_and_one_log_per_start() {
+        let dir = std::env::temp_dir().join(format!("xtask-bench-util.{}", std::process::id()));
+        make_dir(&dir.join("a")).unwrap();
+        let mode = fs::metadata(dir.join("a")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        assert_eq!(next_log(&dir), dir.join("server-1.log"));
+        fs::write(dir.join("server-1.log"), "").unwrap();
+        assert_eq!(next_log(&dir), dir.join("server-2.log"));
+        clean_up(&dir, &Err::<(), _>("failed".to_string()));
+        assert!(dir.exists());
+        clean_up(&dir, &Ok(()));
+        assert!(!dir.exists());
     }
 
     #[test]

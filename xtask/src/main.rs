@@ -14,6 +14,7 @@ mod bench_imap;
 mod bench_pop3;
 mod bench_smtp;
 mod bench_util;
+mod dovecot;
 mod mime_corpus;
 mod mime_goldens;
 mod tools;
