@@ -417,3 +417,64 @@ fn online_backup() {
         ironpost_store::SCHEMA_VERSION
     );
 }
+
+/// `read_messages_in` gives what `read_message` gives, inline and file
+/// bodies alike, and with `header_only` the header up to its empty line.
+#[test]
+fn many_messages_read_through_one_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path());
+    let a = common::account(&store, "a@example.com");
+    let inbox = store.mailbox(a.id, "INBOX").unwrap();
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(200_000));
+    let bodies: Vec<Vec<u8>> = vec![
+        b"Subject: one\r\nFrom: a@b\r\n\r\nbody one\r\n".to_vec(),
+        big.into_bytes(),
+        b"Subject: lf only\n\nbody\n".to_vec(),
+        b"\r\nno header at all\r\n".to_vec(),
+        b"Subject: no body".to_vec(),
+    ];
+    let uids: Vec<u32> = bodies
+        .iter()
+        .map(|b| store.append(inbox.id, b, Flags::new(), None).unwrap().uid)
+        .collect();
+    // A gap: the second message is left out of the ranges.
+    let ranges = [(uids[0], uids[0]), (uids[2], uids[4])];
+    let mut whole = Vec::new();
+    store
+        .read_messages_in(inbox.id, &ranges, false, |uid, bytes| {
+            whole.push((uid, bytes.unwrap()));
+            true
+        })
+        .unwrap();
+    let expected: Vec<(u32, Vec<u8>)> = [0, 2, 3, 4]
+        .iter()
+        .map(|&i| (uids[i], store.read_message(inbox.id, uids[i]).unwrap()))
+        .collect();
+    assert_eq!(whole, expected);
+    let mut headers = Vec::new();
+    store
+        .read_messages_in(inbox.id, &[(uids[0], uids[4])], true, |uid, bytes| {
+            headers.push((uid, bytes.unwrap()));
+            true
+        })
+        .unwrap();
+    let want: Vec<&[u8]> = vec![
+        b"Subject: one\r\nFrom: a@b\r\n\r\n",
+        b"Subject: big\r\n\r\n",
+        b"Subject: lf only\n\n",
+        b"\r\n",
+        b"Subject: no body",
+    ];
+    let got: Vec<&[u8]> = headers.iter().map(|(_, h)| h.as_slice()).collect();
+    assert_eq!(got, want);
+    // Returning false stops the reading.
+    let mut seen = 0;
+    store
+        .read_messages_in(inbox.id, &[(1, u32::MAX)], true, |_, _| {
+            seen += 1;
+            false
+        })
+        .unwrap();
+    assert_eq!(seen, 1);
+}

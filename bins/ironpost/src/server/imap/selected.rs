@@ -1,7 +1,6 @@
 //! SELECT / EXAMINE and the commands of the selected state: FETCH, STORE,
 //! SEARCH, SORT, COPY, MOVE, EXPUNGE, UID EXPUNGE, CLOSE, UNSELECT, CHECK.
 
-use std::io::Read;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -396,17 +395,30 @@ impl Host<'_> {
             let rendered = blocking(move || {
                 let mut out = Vec::with_capacity(step.len());
                 let mut failed = 0usize;
-                for (meta, changed) in step {
-                    let raw = match read(&store, mailbox, meta.uid, need) {
-                        Ok(raw) => raw,
+                let ranges = uid_ranges(step.iter().map(|(m, _)| m.uid));
+                let mut step = step.into_iter().peekable();
+                let header_only = need == Need::Header;
+                let read = store.read_messages_in(mailbox, &ranges, header_only, |uid, bytes| {
+                    // A message expunged meanwhile is not read: not answered.
+                    while step.next_if(|(m, _)| m.uid < uid).is_some() {}
+                    let Some((meta, changed)) = step.next_if(|(m, _)| m.uid == uid) else {
+                        return true;
+                    };
+                    match bytes {
+                        Ok(raw) => {
+                            let attributes = if changed { &both.1 } else { &both.0 };
+                            out.extend(fetch_data(&meta, Some(&raw), attributes));
+                        }
                         Err(e) => {
                             failed += 1;
-                            tracing::warn!(mailbox = %mailbox, uid = meta.uid, error = %e, "FETCH: cannot read a message");
-                            continue;
+                            tracing::warn!(mailbox = %mailbox, uid, error = %e, "FETCH: cannot read a message");
                         }
-                    };
-                    let attributes = if changed { &both.1 } else { &both.0 };
-                    out.extend(fetch_data(&meta, raw.as_deref(), attributes));
+                    }
+                    true
+                });
+                if let Err(e) = read {
+                    failed += 1;
+                    tracing::warn!(mailbox = %mailbox, error = %e, "FETCH: cannot read the messages");
                 }
                 (out, failed)
             })
@@ -576,21 +588,37 @@ impl Host<'_> {
             last_uid: view.last_uid(),
         };
         // One trip to the blocking pool: the index entries, then each
-        // message's bytes as far as `need` goes, one at a time.
+        // message's bytes as far as `need` goes, one at a time, all through
+        // one read of the store.
         let result = blocking(move || {
             let metas = rows(&store, mailbox, &targets)?;
             let mut out = Vec::with_capacity(metas.len());
-            for meta in metas {
-                let raw = match read(&store, mailbox, meta.uid, need) {
-                    Ok(raw) => raw,
-                    Err(e) => {
-                        tracing::warn!(mailbox = %mailbox, uid = meta.uid, error = %e, "SEARCH: cannot read a message");
-                        continue;
-                    }
-                };
-                let value = f(&meta, raw.as_deref(), bounds);
-                out.push(((meta.seq, meta.uid), value));
+            if need == Need::Index {
+                for meta in metas {
+                    let value = f(&meta, None, bounds);
+                    out.push(((meta.seq, meta.uid), value));
+                }
+                return Ok(out);
             }
+            let ranges = uid_ranges(metas.iter().map(|m| m.uid));
+            let mut metas = metas.into_iter().peekable();
+            store.read_messages_in(mailbox, &ranges, need == Need::Header, |uid, bytes| {
+                while metas.next_if(|m| m.uid < uid).is_some() {}
+                let Some(meta) = metas.next_if(|m| m.uid == uid) else {
+                    // Appended after the index was read: not in this view.
+                    return true;
+                };
+                match bytes {
+                    Ok(raw) => {
+                        let value = f(&meta, Some(&raw), bounds);
+                        out.push(((meta.seq, meta.uid), value));
+                    }
+                    Err(e) => {
+                        tracing::warn!(mailbox = %mailbox, uid, error = %e, "SEARCH: cannot read a message");
+                    }
+                }
+                true
+            })?;
             Ok::<_, ironpost_store::Error>(out)
         })
         .await;
@@ -727,13 +755,7 @@ fn rows(
     mailbox: MailboxId,
     targets: &[Target],
 ) -> Result<Vec<Meta>, ironpost_store::Error> {
-    let mut ranges: Vec<(u32, u32)> = Vec::new();
-    for &(_, uid, _) in targets {
-        match ranges.last_mut() {
-            Some(last) if last.1.checked_add(1) == Some(uid) => last.1 = uid,
-            _ => ranges.push((uid, uid)),
-        }
-    }
+    let ranges = uid_ranges(targets.iter().map(|t| t.1));
     let messages = store.messages_in(mailbox, &ranges)?;
     // Targets and messages are both in UID order.
     let mut out = Vec::with_capacity(messages.len());
@@ -747,6 +769,18 @@ fn rows(
         }
     }
     Ok(out)
+}
+
+/// Ascending UIDs as ranges of consecutive ones.
+fn uid_ranges(uids: impl Iterator<Item = u32>) -> Vec<(u32, u32)> {
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for uid in uids {
+        match ranges.last_mut() {
+            Some(last) if last.1.checked_add(1) == Some(uid) => last.1 = uid,
+            _ => ranges.push((uid, uid)),
+        }
+    }
+    ranges
 }
 
 fn meta(seq: u32, recent: bool, message: Message) -> Meta {
@@ -781,60 +815,6 @@ fn fetch_data(meta: &Meta, raw: Option<&[u8]>, attributes: &[FetchAttribute]) ->
     (!items.is_empty()).then_some(Data::Fetch { seq, items })
 }
 
-/// A message's bytes as far as `need` goes.
-fn read(
-    store: &Store,
-    mailbox: MailboxId,
-    uid: u32,
-    need: Need,
-) -> Result<Option<Vec<u8>>, ironpost_store::Error> {
-    match need {
-        Need::Index => Ok(None),
-        Need::Whole => store.read_message(mailbox, uid).map(Some),
-        Need::Header => {
-            let mut reader = store.open_message(mailbox, uid)?;
-            let io = |source| ironpost_store::Error::Io {
-                path: format!("message {mailbox} UID {uid}").into(),
-                source,
-            };
-            let mut out = Vec::new();
-            let mut chunk = [0u8; 8192];
-            loop {
-                let n = reader.read(&mut chunk).map_err(io)?;
-                if n == 0 {
-                    return Ok(Some(out));
-                }
-                let from = out.len().saturating_sub(3);
-                out.extend_from_slice(&chunk[..n]);
-                if let Some(end) = header_end(&out, from) {
-                    out.truncate(end);
-                    return Ok(Some(out));
-                }
-            }
-        }
-    }
-}
-
-/// Where the header ends (after its empty line), searching from `from`.
-fn header_end(bytes: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i < bytes.len() {
-        if bytes[i] == b'\n' {
-            match bytes.get(i + 1) {
-                Some(b'\n') => return Some(i + 2),
-                Some(b'\r') if bytes.get(i + 2) == Some(&b'\n') => return Some(i + 3),
-                _ => {}
-            }
-        }
-        i += 1;
-    }
-    // A message that starts with its empty line has an empty header.
-    if from == 0 && bytes.starts_with(b"\r\n") {
-        return Some(2);
-    }
-    None
-}
-
 /// Writes out what the session has buffered, so that a FETCH of many
 /// messages is never held whole.
 async fn flush_output(
@@ -851,14 +831,6 @@ async fn flush_output(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn header_ends() {
-        assert_eq!(header_end(b"A: b\r\n\r\nbody", 0), Some(8));
-        assert_eq!(header_end(b"A: b\n\nbody", 0), Some(6));
-        assert_eq!(header_end(b"\r\nbody", 0), Some(2));
-        assert_eq!(header_end(b"A: b\r\nC: d\r\n", 0), None);
-    }
 
     #[test]
     fn copy_uids_as_ranges() {
