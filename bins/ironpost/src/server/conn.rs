@@ -1,8 +1,7 @@
 //! One client connection as the protocol drivers see it: a TCP stream that
-//! may be or become TLS, with the peer's address and a read buffer.
+//! may be or become TLS, with the peer's address and what the last read took.
 //!
-//! Every protocol driver (SMTP today, IMAP and POP3 next) has the same
-//! shape: feed what [`Connection::read`] returns to the sans-IO session,
+//! Every protocol driver (SMTP, POP3, IMAP) has the same shape: feed what [`Connection::read`] returns to the sans-IO session,
 //! answer its events, write what it transmits with [`Connection::write_all`],
 //! and call [`Connection::start_tls`] when the session asks for the
 //! handshake.
