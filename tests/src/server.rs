@@ -14,10 +14,39 @@ use crate::{Env, binary};
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
+    let [port] = free_ports();
+    port
+}
+
+/// `N` distinct ports that were free a moment ago on 127.0.0.1.
+///
+/// They come from below the kernel's ephemeral range (32768 and up on
+/// Linux), so that no client connection of a test running alongside is
+/// handed one of them, and every one is held until all are found, so no
+/// two are the same. Each process starts at its own place in the range.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let start = std::process::id().wrapping_mul(7919).wrapping_add(nanos) % COUNT;
+    let mut held = Vec::with_capacity(N);
+    for step in 0..COUNT {
+        if held.len() == N {
+            break;
+        }
+        let port = u16::try_from(FIRST + (start + step) % COUNT).expect("the range is below 65536");
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
+    assert_eq!(held.len(), N, "{N} free loopback ports");
+    let ports: Vec<u16> = held
+        .iter()
+        .map(|l| l.local_addr().expect("a bound listener's address").port())
+        .collect();
+    ports.try_into().expect("N ports")
 }
 
 /// The SMTP ports of a test server.
@@ -42,14 +71,15 @@ pub struct Ports {
 impl Ports {
     /// Seven free ports.
     pub fn free() -> Ports {
+        let [smtp, submission, smtps, pop3, pop3s, imap, imaps] = free_ports();
         Ports {
-            smtp: free_port(),
-            submission: free_port(),
-            smtps: free_port(),
-            pop3: free_port(),
-            pop3s: free_port(),
-            imap: free_port(),
-            imaps: free_port(),
+            smtp,
+            submission,
+            smtps,
+            pop3,
+            pop3s,
+            imap,
+            imaps,
         }
     }
 

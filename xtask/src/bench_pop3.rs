@@ -47,8 +47,8 @@ use std::time::{Duration, Instant};
 
 use crate::Result;
 use crate::bench_util::{
-    CpuReading, build_release, clean_up, clock_ticks, free_port, ironpost_admin, log_tail,
-    make_dir, median,
+    CpuReading, build_release, clean_up, clock_ticks, free_port, free_ports, ironpost_admin,
+    log_tail, make_dir, median,
 };
 use crate::dovecot::{self, Kind, Pair, Server};
 
@@ -300,7 +300,7 @@ fn start(env: &BenchEnv, kind: Kind, dir: &Path) -> Result<Server> {
 /// that allows logins, on fresh ports; returns the server (its port is the
 /// POP3 one) and the SMTP port.
 fn start_ironpost(env: &BenchEnv, dir: &Path) -> Result<(Server, u16)> {
-    let (smtp, pop3) = (free_port()?, free_port()?);
+    let [smtp, pop3] = free_ports()?;
     let config = write_ironpost_config(dir, smtp, pop3)?;
     let server = Server::ironpost(&env.ironpost, dir, &config, pop3, pop3_greets)?;
     Ok((server, smtp))
@@ -325,7 +325,8 @@ fn write_ironpost_config(dir: &Path, smtp: u16, pop3: u16) -> Result<PathBuf> {
 /// every account over SMTP; returns once the queue is empty and every
 /// account's STAT counts them all.
 fn prepare_ironpost(env: &BenchEnv, dir: &Path) -> Result {
-    let config = write_ironpost_config(dir, free_port()?, free_port()?)?;
+    let [smtp, pop3] = free_ports()?;
+    let config = write_ironpost_config(dir, smtp, pop3)?;
     ironpost_admin(&env.ironpost, &config, &["domain", "add", DOMAIN], b"")?;
     for n in 1..=ACCOUNTS {
         ironpost_admin(

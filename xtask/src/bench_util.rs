@@ -70,10 +70,22 @@ pub(crate) fn ironpost_admin(
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub(crate) fn free_port() -> Result<u16> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free loopback port: {e}"))
+    free_ports::<1>().map(|[port]| port)
+}
+
+/// `N` distinct ports that were free a moment ago on 127.0.0.1: all are
+/// held until all are found, so the kernel cannot hand out one twice.
+pub(crate) fn free_ports<const N: usize>() -> Result<[u16; N]> {
+    let held = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| format!("no free loopback port: {e}"))?;
+    let ports = held
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| format!("no free loopback port: {e}"))?;
+    Ok(ports.try_into().expect("one port per listener"))
 }
 
 /// Makes the directory `dir` (and its parents), readable by every user,
