@@ -418,9 +418,9 @@ impl Host<'_> {
         let Some(Ok(messages)) = blocking(move || store.messages(mailbox)).await else {
             return;
         };
-        let uids = messages.iter().map(|m| m.uid).collect();
+        let messages = messages.into_iter().map(view::Indexed::from).collect();
         if let Some(view) = self.view.as_mut() {
-            for data in view.reload(uids, allow_expunge, &self.service.recent) {
+            for data in view.reload(messages, allow_expunge, &self.service.recent) {
                 let _ = session.push(data);
             }
         }

@@ -1,6 +1,7 @@
 //! SELECT / EXAMINE and the commands of the selected state: FETCH, STORE,
 //! SEARCH, SORT, COPY, MOVE, EXPUNGE, UID EXPUNGE, CLOSE, UNSELECT, CHECK.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -12,12 +13,12 @@ use ironpost_imap_proto::types::{
 use ironpost_imap_proto::{
     Code, CommandBody, Data, Request, ServerSession, Status, StatusKind, Validity,
 };
-use ironpost_store::{Flag, FlagOp, Flags, MailboxId, Message, Store};
+use ironpost_store::{Flag, FlagOp, FlagUpdate, Flags, MailboxId, Store};
 use tokio::sync::mpsc;
 
 use super::convert::{imap_flags, store_flags};
 use super::mailbox::{name, server_bug, store_status};
-use super::view::{Selected, View};
+use super::view::{Indexed, Selected, View};
 use super::{Host, Meta, Need, User, fetch, search};
 use crate::server::blocking;
 use crate::server::conn::Connection;
@@ -29,6 +30,9 @@ const STEP_BYTES: u64 = 1024 * 1024;
 const STEP_MESSAGES: usize = 256;
 /// Messages of a FETCH of index items (flags, sizes, dates) per step.
 const INDEX_STEP: usize = 1024;
+/// Messages up to which a SEARCH of flags, sizes and dates runs on the
+/// session's own task; a larger mailbox is searched on the blocking pool.
+const INLINE_SEARCH: usize = 4096;
 
 /// Whether the command is SELECT, EXAMINE or one of the selected state.
 pub(super) fn is_selected_command(command: &CommandBody) -> bool {
@@ -184,12 +188,6 @@ impl Host<'_> {
             Some(Err(e)) => return store_status(&e),
             None => return server_bug(),
         };
-        let uids: Vec<u32> = messages.iter().map(|m| m.uid).collect();
-        let unseen: Vec<u32> = messages
-            .iter()
-            .filter(|m| !m.flags.contains(&Flag::Seen))
-            .map(|m| m.uid)
-            .collect();
         let mut keywords: Flags = Flags::new();
         for m in &messages {
             keywords.extend(
@@ -199,8 +197,7 @@ impl Host<'_> {
                     .cloned(),
             );
         }
-        drop(messages);
-        let last_uid = uids.last().copied().unwrap_or(0);
+        let last_uid = messages.last().map_or(0, |m| m.uid);
         let uidnext = mailbox.uidnext.max(last_uid.saturating_add(1));
         let view = View::new(
             Selected {
@@ -208,7 +205,7 @@ impl Host<'_> {
                 name: mailbox.name.clone(),
                 uidvalidity: mailbox.uidvalidity,
                 read_only,
-                uids,
+                messages: messages.into_iter().map(Indexed::from).collect(),
                 changes,
                 subscription,
             },
@@ -226,7 +223,7 @@ impl Host<'_> {
         let _ = session.respond(req, Data::Flags(flags.clone()));
         let _ = session.respond(req, Data::Exists(view.len() as u32));
         let _ = session.respond(req, Data::Recent(view.recent_count() as u32));
-        if let Some(first) = view.first_of(&unseen).and_then(NonZeroU32::new) {
+        if let Some(first) = view.first_unseen().and_then(NonZeroU32::new) {
             let _ = session.push_status(Status::new(
                 StatusKind::Ok,
                 Some(Code::Unseen(first)),
@@ -305,74 +302,38 @@ impl Host<'_> {
         if by_uid && !attributes.contains(&FetchAttribute::Uid) {
             attributes.insert(0, FetchAttribute::Uid);
         }
-        let targets = targets(view, set, by_uid);
-        if targets.is_empty() {
+        let metas = view.metas(&view.resolve(set, by_uid));
+        if metas.is_empty() {
             return Ok(Status::ok("FETCH completed"));
         }
-        let (store, mailbox) = (self.service.store.clone(), view.mailbox);
         let need = fetch::need(&attributes);
         if need == Need::Index {
-            // Flags, sizes, dates: each step is one trip to the blocking
-            // pool, reading the index entries and rendering them.
-            let attributes = Arc::new(attributes);
-            for step in targets.chunks(INDEX_STEP) {
-                let (store, step, attributes) = (store.clone(), step.to_vec(), attributes.clone());
-                let rendered = blocking(move || {
-                    let metas = rows(&store, mailbox, &step)?;
-                    Ok::<_, ironpost_store::Error>(
-                        metas
-                            .iter()
-                            .filter_map(|meta| fetch_data(meta, None, &attributes))
-                            .collect::<Vec<_>>(),
-                    )
-                })
-                .await;
-                match rendered {
-                    Some(Ok(answers)) => {
-                        for data in answers {
-                            let _ = session.respond(req, data);
-                        }
+            // Flags, sizes, dates: the view has them. Written out in steps.
+            for step in metas.chunks(INDEX_STEP) {
+                for meta in step {
+                    if let Some(data) = fetch_data(meta, None, &attributes) {
+                        let _ = session.respond(req, data);
                     }
-                    Some(Err(e)) => return Ok(store_status(&e)),
-                    None => return Ok(server_bug()),
                 }
                 flush_output(session, conn).await?;
             }
             return Ok(Status::ok("FETCH completed"));
         }
-        let mut metas = match load(&store, mailbox, targets).await {
-            Ok(metas) => metas,
-            Err(status) => return Ok(status),
-        };
-        // Reading a body sets \Seen, and the client hears the new flags.
-        let mut flags_changed: Vec<u32> = Vec::new();
-        if fetch::sets_seen(&attributes) && !view.read_only {
-            let unseen: Vec<u32> = metas
+        let (store, mailbox) = (self.service.store.clone(), view.mailbox);
+        // Reading a body sets \Seen, and the client hears the new flags. The
+        // first step's trip to the blocking pool sets it on every message
+        // of the command, then reads.
+        let unseen: Vec<u32> = if fetch::sets_seen(&attributes) && !view.read_only {
+            metas
                 .iter()
                 .filter(|m| !m.flags.contains(&Flag::Seen))
                 .map(|m| m.uid)
-                .collect();
-            if !unseen.is_empty() {
-                let seen: Flags = [Flag::Seen].into_iter().collect();
-                let store = store.clone();
-                let updated =
-                    blocking(move || store.store_flags(mailbox, &unseen, FlagOp::Add, seen, None))
-                        .await;
-                match updated {
-                    Some(Ok(result)) => {
-                        for update in result.updated.into_iter().filter(|u| u.changed) {
-                            view.own_flag_change(update.uid, update.modseq);
-                            flags_changed.push(update.uid);
-                            if let Some(m) = metas.iter_mut().find(|m| m.uid == update.uid) {
-                                m.flags = update.flags;
-                            }
-                        }
-                    }
-                    Some(Err(e)) => return Ok(store_status(&e)),
-                    None => return Ok(server_bug()),
-                }
-            }
-        }
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut seen = (!unseen.is_empty()).then_some(unseen);
+        let mut now_seen: HashMap<u32, Flags> = HashMap::new();
         let mut with_flags = attributes.clone();
         if !with_flags.contains(&FetchAttribute::Flags) {
             with_flags.push(FetchAttribute::Flags);
@@ -384,48 +345,30 @@ impl Host<'_> {
             // One step: up to STEP_MESSAGES messages or STEP_BYTES of them.
             let mut step = Vec::new();
             let mut bytes = 0u64;
-            while let Some(meta) = metas.next_if(|m| {
+            while let Some(mut meta) = metas.next_if(|m| {
                 step.is_empty() || (step.len() < STEP_MESSAGES && bytes + m.size <= STEP_BYTES)
             }) {
                 bytes += meta.size;
-                let changed = flags_changed.contains(&meta.uid);
+                let changed = match now_seen.get(&meta.uid) {
+                    Some(flags) => {
+                        meta.flags = flags.clone();
+                        true
+                    }
+                    None => false,
+                };
                 step.push((meta, changed));
             }
-            let (store, both) = (store.clone(), both.clone());
-            let rendered = blocking(move || {
-                let mut out = Vec::with_capacity(step.len());
-                let mut failed = 0usize;
-                let ranges = uid_ranges(step.iter().map(|(m, _)| m.uid));
-                let mut step = step.into_iter().peekable();
-                let header_only = need == Need::Header;
-                let read = store.read_messages_in(mailbox, &ranges, header_only, |uid, bytes| {
-                    // A message expunged meanwhile is not read: not answered.
-                    while step.next_if(|(m, _)| m.uid < uid).is_some() {}
-                    let Some((meta, changed)) = step.next_if(|(m, _)| m.uid == uid) else {
-                        return true;
-                    };
-                    match bytes {
-                        Ok(raw) => {
-                            let attributes = if changed { &both.1 } else { &both.0 };
-                            out.extend(fetch_data(&meta, Some(&raw), attributes));
-                        }
-                        Err(e) => {
-                            failed += 1;
-                            tracing::warn!(mailbox = %mailbox, uid, error = %e, "FETCH: cannot read a message");
-                        }
-                    }
-                    true
-                });
-                if let Err(e) = read {
-                    failed += 1;
-                    tracing::warn!(mailbox = %mailbox, error = %e, "FETCH: cannot read the messages");
-                }
-                (out, failed)
-            })
-            .await;
-            let Some((answers, failed)) = rendered else {
-                return Ok(server_bug());
+            let (store, both, seen) = (store.clone(), both.clone(), seen.take());
+            let read = blocking(move || fetch_step(&store, mailbox, step, seen, need, &both)).await;
+            let (answers, failed, updated) = match read {
+                Some(Ok(read)) => read,
+                Some(Err(e)) => return Ok(store_status(&e)),
+                None => return Ok(server_bug()),
             };
+            for update in updated.into_iter().filter(|u| u.changed) {
+                view.own_flag_change(update.uid, update.modseq, &update.flags);
+                now_seen.insert(update.uid, update.flags);
+            }
             unreadable += failed;
             for data in answers {
                 let _ = session.respond(req, data);
@@ -477,7 +420,7 @@ impl Host<'_> {
             };
         for update in result.updated {
             if update.changed {
-                view.own_flag_change(update.uid, update.modseq);
+                view.own_flag_change(update.uid, update.modseq, &update.flags);
             }
             if action.silent {
                 continue;
@@ -566,8 +509,8 @@ impl Host<'_> {
         Status::ok("SORT completed")
     }
 
-    /// Runs `f` over every message of the view (its bytes as `need` says),
-    /// on the blocking pool; returns ((number, UID), result) in order.
+    /// Runs `f` over every message of the view (its bytes as `need` says);
+    /// returns ((number, UID), result) in order.
     async fn each_message<T: Send + 'static>(
         &mut self,
         need: Need,
@@ -581,31 +524,30 @@ impl Host<'_> {
             SeqNumber::Largest,
         )])
         .map_err(|_| server_bug())?;
-        let targets = targets(view, &all, false);
-        let (store, mailbox) = (self.store(), view.mailbox);
+        let metas = view.metas(&view.resolve(&all, false));
         let bounds = search::Bounds {
             last_seq: view.len() as u32,
             last_uid: view.last_uid(),
         };
-        // One trip to the blocking pool: the index entries, then each
-        // message's bytes as far as `need` goes, one at a time, all through
-        // one read of the store.
+        if need == Need::Index && metas.len() <= INLINE_SEARCH {
+            // Flags, sizes and dates of a mailbox of ordinary size: quicker
+            // here than a trip to the blocking pool.
+            return Ok(by_index(metas, bounds, &f));
+        }
+        let (store, mailbox) = (self.store(), view.mailbox);
+        // One trip to the blocking pool: each message's bytes as far as
+        // `need` goes, one at a time, all through one read of the store.
         let result = blocking(move || {
-            let metas = rows(&store, mailbox, &targets)?;
-            let mut out = Vec::with_capacity(metas.len());
             if need == Need::Index {
-                for meta in metas {
-                    let value = f(&meta, None, bounds);
-                    out.push(((meta.seq, meta.uid), value));
-                }
-                return Ok(out);
+                return Ok(by_index(metas, bounds, &f));
             }
+            let mut out = Vec::with_capacity(metas.len());
             let ranges = uid_ranges(metas.iter().map(|m| m.uid));
             let mut metas = metas.into_iter().peekable();
             store.read_messages_in(mailbox, &ranges, need == Need::Header, |uid, bytes| {
                 while metas.next_if(|m| m.uid < uid).is_some() {}
                 let Some(meta) = metas.next_if(|m| m.uid == uid) else {
-                    // Appended after the index was read: not in this view.
+                    // Expunged meanwhile: not in the store's answer.
                     return true;
                 };
                 match bytes {
@@ -737,38 +679,16 @@ fn range(from: u32, to: u32) -> Option<SeqRange> {
     })
 }
 
-/// A message a command names: (number, UID, `\Recent` in this session).
-type Target = (u32, u32, bool);
-
-/// The targets of a set in the view.
-fn targets(view: &View, set: &SequenceSet, by_uid: bool) -> Vec<Target> {
-    view.resolve(set, by_uid)
+/// `f` over the index entries alone, for keys that need no message bytes.
+fn by_index<T>(
+    metas: Vec<Meta>,
+    bounds: search::Bounds,
+    f: &impl Fn(&Meta, Option<&[u8]>, search::Bounds) -> T,
+) -> Vec<((u32, u32), T)> {
+    metas
         .into_iter()
-        .map(|(seq, uid)| (seq, uid, view.is_recent(uid)))
+        .map(|meta| ((meta.seq, meta.uid), f(&meta, None, bounds)))
         .collect()
-}
-
-/// The index entries of the targets as [`Meta`]s, in order, read in one
-/// snapshot; messages expunged meanwhile are left out.
-fn rows(
-    store: &Store,
-    mailbox: MailboxId,
-    targets: &[Target],
-) -> Result<Vec<Meta>, ironpost_store::Error> {
-    let ranges = uid_ranges(targets.iter().map(|t| t.1));
-    let messages = store.messages_in(mailbox, &ranges)?;
-    // Targets and messages are both in UID order.
-    let mut out = Vec::with_capacity(messages.len());
-    let mut targets = targets.iter().peekable();
-    for message in messages {
-        while targets.next_if(|t| t.1 < message.uid).is_some() {}
-        if let Some(&&(seq, uid, recent)) = targets.peek()
-            && uid == message.uid
-        {
-            out.push(meta(seq, recent, message));
-        }
-    }
-    Ok(out)
 }
 
 /// Ascending UIDs as ranges of consecutive ones.
@@ -783,29 +703,60 @@ fn uid_ranges(uids: impl Iterator<Item = u32>) -> Vec<(u32, u32)> {
     ranges
 }
 
-fn meta(seq: u32, recent: bool, message: Message) -> Meta {
-    Meta {
-        seq,
-        uid: message.uid,
-        recent,
-        flags: message.flags,
-        internal_date: message.internal_date,
-        size: message.size,
-    }
-}
-
-/// [`rows`] on the blocking pool.
-async fn load(
+/// One step of a FETCH that reads message bytes, on the blocking pool:
+/// first sets `\Seen` on the UIDs of `seen` (the command's whole set, in its
+/// first step), then reads each message of the step (as far as `need`
+/// goes) and renders its answer, with FLAGS added (`both.1`) where its flags
+/// changed. Returns the answers, the messages that could not be read, and
+/// the flag updates made.
+fn fetch_step(
     store: &Store,
     mailbox: MailboxId,
-    targets: Vec<Target>,
-) -> Result<Vec<Meta>, Status> {
-    let store = store.clone();
-    match blocking(move || rows(&store, mailbox, &targets)).await {
-        Some(Ok(metas)) => Ok(metas),
-        Some(Err(e)) => Err(store_status(&e)),
-        None => Err(server_bug()),
+    mut step: Vec<(Meta, bool)>,
+    seen: Option<Vec<u32>>,
+    need: Need,
+    both: &(Vec<FetchAttribute>, Vec<FetchAttribute>),
+) -> Result<(Vec<Data>, usize, Vec<FlagUpdate>), ironpost_store::Error> {
+    let mut updated = Vec::new();
+    if let Some(uids) = seen {
+        let flags: Flags = [Flag::Seen].into_iter().collect();
+        updated = store
+            .store_flags(mailbox, &uids, FlagOp::Add, flags, None)?
+            .updated;
+        for update in updated.iter().filter(|u| u.changed) {
+            if let Some((meta, changed)) = step.iter_mut().find(|(m, _)| m.uid == update.uid) {
+                meta.flags = update.flags.clone();
+                *changed = true;
+            }
+        }
     }
+    let mut out = Vec::with_capacity(step.len());
+    let mut failed = 0usize;
+    let ranges = uid_ranges(step.iter().map(|(m, _)| m.uid));
+    let mut step = step.into_iter().peekable();
+    let read = store.read_messages_in(mailbox, &ranges, need == Need::Header, |uid, bytes| {
+        // A message expunged meanwhile is not read: not answered.
+        while step.next_if(|(m, _)| m.uid < uid).is_some() {}
+        let Some((meta, changed)) = step.next_if(|(m, _)| m.uid == uid) else {
+            return true;
+        };
+        match bytes {
+            Ok(raw) => {
+                let attributes = if changed { &both.1 } else { &both.0 };
+                out.extend(fetch_data(&meta, Some(&raw), attributes));
+            }
+            Err(e) => {
+                failed += 1;
+                tracing::warn!(mailbox = %mailbox, uid, error = %e, "FETCH: cannot read a message");
+            }
+        }
+        true
+    });
+    if let Err(e) = read {
+        failed += 1;
+        tracing::warn!(mailbox = %mailbox, error = %e, "FETCH: cannot read the messages");
+    }
+    Ok((out, failed, updated))
 }
 
 /// The FETCH response of one message, unless it has no item to give.

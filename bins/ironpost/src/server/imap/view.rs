@@ -11,6 +11,12 @@
 //! everything at once during IDLE. The view's own changes come back through
 //! the feed too: expunges are reported from there, flag changes the command
 //! already answered are skipped.
+//!
+//! The view also keeps each message's index entry (flags, size, internal
+//! date, modseq), so FETCH of flags, sizes and dates and SEARCH by them need
+//! no trip to the store. New flags from the feed hold as soon as they are
+//! received (the client hears of them at the next report); a change older
+//! than what an entry holds (by modseq) does not roll it back.
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
@@ -19,9 +25,10 @@ use std::sync::Mutex;
 use ironpost_imap_proto::Data;
 use ironpost_imap_proto::response::FetchItem;
 use ironpost_imap_proto::types::SequenceSet;
-use ironpost_store::{Change, FeedHandle, MailboxId};
+use ironpost_store::{Change, FeedHandle, Flag, Flags, MailboxId, Message, Timestamp};
 use tokio::sync::mpsc;
 
+use super::Meta;
 use super::convert::imap_flags;
 
 /// Changes waiting in the channel beyond which a session that never reads
@@ -65,14 +72,111 @@ impl RecentMarks {
     }
 }
 
+/// The system flags, each with its bit in [`Entry::system`].
+const SYSTEM_FLAGS: [Flag; 5] = [
+    Flag::Seen,
+    Flag::Answered,
+    Flag::Flagged,
+    Flag::Deleted,
+    Flag::Draft,
+];
+
+/// One message of the view: its index entry, kept small (a mailbox of a
+/// hundred thousand messages costs a few MiB per session that selects it).
+#[derive(Debug, Clone)]
+struct Entry {
+    modseq: u64,
+    size: u64,
+    internal_date: Timestamp,
+    uid: u32,
+    /// Its keywords: an index into [`Keywords`], 0 for none.
+    keywords: u32,
+    /// Its system flags, one bit each in the order of [`SYSTEM_FLAGS`].
+    system: u8,
+}
+
+/// The distinct sets of keywords the view's messages carry, each stored
+/// once: most messages have none, and those that have some mostly share
+/// the same few.
+#[derive(Debug, Default)]
+struct Keywords {
+    /// Set 0 is the empty set.
+    sets: Vec<Flags>,
+    index: HashMap<Flags, u32>,
+}
+
+impl Keywords {
+    /// Sets beyond which unused ones are dropped.
+    const COMPACT_AT: usize = 1024;
+
+    fn get(&self, id: u32) -> Option<&Flags> {
+        self.sets.get(id as usize).filter(|_| id != 0)
+    }
+
+    fn intern(&mut self, keywords: Flags) -> u32 {
+        if keywords.is_empty() {
+            return 0;
+        }
+        if self.sets.is_empty() {
+            self.sets.push(Flags::new());
+        }
+        if let Some(&id) = self.index.get(&keywords) {
+            return id;
+        }
+        let id = u32::try_from(self.sets.len()).unwrap_or(u32::MAX);
+        self.sets.push(keywords.clone());
+        self.index.insert(keywords, id);
+        id
+    }
+
+    /// Drops the sets no entry uses any more, renumbering the entries'.
+    fn compact(&mut self, entries: &mut [Entry]) {
+        if self.sets.len() < Self::COMPACT_AT.max(entries.len()) {
+            return;
+        }
+        let old = std::mem::take(&mut self.sets);
+        self.index.clear();
+        let mut renumbered = HashMap::new();
+        for entry in entries.iter_mut().filter(|e| e.keywords != 0) {
+            let set = &old[entry.keywords as usize];
+            entry.keywords = *renumbered
+                .entry(entry.keywords)
+                .or_insert_with(|| self.intern(set.clone()));
+        }
+    }
+}
+
+/// A message's index entry as read from the store.
+#[derive(Debug, Clone)]
+pub(crate) struct Indexed {
+    pub(crate) uid: u32,
+    pub(crate) modseq: u64,
+    pub(crate) flags: Flags,
+    pub(crate) size: u64,
+    pub(crate) internal_date: Timestamp,
+}
+
+impl From<Message> for Indexed {
+    fn from(m: Message) -> Indexed {
+        Indexed {
+            uid: m.uid,
+            modseq: m.modseq,
+            flags: m.flags,
+            size: m.size,
+            internal_date: m.internal_date,
+        }
+    }
+}
+
 /// The selected mailbox.
 pub(crate) struct View {
     pub(crate) mailbox: MailboxId,
     pub(crate) name: String,
     pub(crate) uidvalidity: u32,
     pub(crate) read_only: bool,
-    /// The UID of each message number: `uids[n - 1]`, ascending.
-    uids: Vec<u32>,
+    /// The message of each number: `entries[n - 1]`, UIDs ascending.
+    entries: Vec<Entry>,
+    keywords: Keywords,
     /// The UIDs that are `\Recent` in this session, ascending.
     recent: Vec<u32>,
     changes: mpsc::UnboundedReceiver<Change>,
@@ -81,7 +185,7 @@ pub(crate) struct View {
     pending: VecDeque<Change>,
     /// Expunges held back until the client may hear of them.
     held: VecDeque<u32>,
-    /// Flag changes this session made and answered itself: UID → modseq.
+    /// Flag changes this session made itself (and applied): UID → modseq.
     own: HashMap<u32, u64>,
     /// The EXISTS count the client last heard.
     reported_exists: usize,
@@ -99,25 +203,46 @@ pub(crate) struct Selected {
     pub(crate) name: String,
     pub(crate) uidvalidity: u32,
     pub(crate) read_only: bool,
-    pub(crate) uids: Vec<u32>,
+    /// The mailbox's messages as read, in UID order.
+    pub(crate) messages: Vec<Indexed>,
     pub(crate) changes: mpsc::UnboundedReceiver<Change>,
     pub(crate) subscription: FeedHandle,
 }
 
 impl View {
-    /// The view of a mailbox just read (`uids`), subscribed before the read
-    /// so that nothing committed after it is missed.
+    /// The view of a mailbox just read (`messages`), subscribed before the
+    /// read so that nothing committed after it is missed.
     pub(crate) fn new(selected: Selected, marks: &RecentMarks) -> View {
-        let last = selected.uids.last().copied().unwrap_or(0);
+        let last = selected.messages.last().map_or(0, |m| m.uid);
         let first_recent = marks.claim(selected.mailbox, last, selected.read_only);
-        let from = selected.uids.partition_point(|&u| u < first_recent);
-        let recent = selected.uids[from..].to_vec();
+        let recent = selected
+            .messages
+            .iter()
+            .map(|m| m.uid)
+            .filter(|&u| u >= first_recent)
+            .collect();
+        let mut keywords = Keywords::default();
+        let entries = selected
+            .messages
+            .into_iter()
+            .map(|m| {
+                Entry::new(
+                    &mut keywords,
+                    m.uid,
+                    m.modseq,
+                    &m.flags,
+                    m.size,
+                    m.internal_date,
+                )
+            })
+            .collect();
         let mut view = View {
             mailbox: selected.mailbox,
             name: selected.name,
             uidvalidity: selected.uidvalidity,
             read_only: selected.read_only,
-            uids: selected.uids,
+            entries,
+            keywords,
             recent,
             changes: selected.changes,
             _subscription: selected.subscription,
@@ -129,14 +254,14 @@ impl View {
             gone: false,
             overflowed: false,
         };
-        view.reported_exists = view.uids.len();
+        view.reported_exists = view.entries.len();
         view.reported_recent = view.recent_count();
         view
     }
 
     /// Messages in the view.
     pub(crate) fn len(&self) -> usize {
-        self.uids.len()
+        self.entries.len()
     }
 
     /// Messages `\Recent` in this session.
@@ -151,12 +276,16 @@ impl View {
 
     /// The highest UID in the view (0 when empty).
     pub(crate) fn last_uid(&self) -> u32 {
-        self.uids.last().copied().unwrap_or(0)
+        self.entries.last().map_or(0, |e| e.uid)
+    }
+
+    fn index(&self, uid: u32) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(&uid, |e| e.uid)
     }
 
     /// The message number of `uid`.
     pub(crate) fn seq(&self, uid: u32) -> Option<u32> {
-        self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
+        self.index(uid).ok().map(|i| i as u32 + 1)
     }
 
     /// The (number, UID) of each message a set names, ascending; numbers or
@@ -165,30 +294,71 @@ impl View {
         let mut out = Vec::new();
         if by_uid {
             for (lo, hi) in set.to_ranges(self.last_uid()) {
-                let start = self.uids.partition_point(|&u| u < lo);
-                let end = self.uids.partition_point(|&u| u <= hi);
-                out.extend((start..end).map(|i| (i as u32 + 1, self.uids[i])));
+                let start = self.entries.partition_point(|e| e.uid < lo);
+                let end = self.entries.partition_point(|e| e.uid <= hi);
+                out.extend((start..end).map(|i| (i as u32 + 1, self.entries[i].uid)));
             }
         } else {
-            let count = self.uids.len() as u32;
+            let count = self.entries.len() as u32;
             for (lo, hi) in set.to_ranges(count) {
                 let hi = hi.min(count);
-                out.extend((lo.max(1)..=hi).map(|seq| (seq, self.uids[seq as usize - 1])));
+                out.extend((lo.max(1)..=hi).map(|seq| (seq, self.entries[seq as usize - 1].uid)));
             }
         }
         out
     }
 
-    /// The first message number of the view that is not `\Seen`, given the
-    /// UIDs of the unseen messages.
-    pub(crate) fn first_of(&self, uids: &[u32]) -> Option<u32> {
-        uids.iter().filter_map(|&u| self.seq(u)).min()
+    /// The index entries of messages given by (number, UID), as [`Meta`]s
+    /// (a pair the view does not have is left out).
+    pub(crate) fn metas(&self, targets: &[(u32, u32)]) -> Vec<Meta> {
+        targets
+            .iter()
+            .filter_map(|&(seq, uid)| {
+                let entry = self.entries.get(seq.checked_sub(1)? as usize)?;
+                (entry.uid == uid).then(|| Meta {
+                    seq,
+                    uid,
+                    flags: entry.flags(&self.keywords),
+                    recent: self.is_recent(uid),
+                    internal_date: entry.internal_date,
+                    size: entry.size,
+                })
+            })
+            .collect()
     }
 
-    /// Notes a flag change this session made and answered (or was told to
-    /// keep silent about), so its echo from the feed is not reported.
-    pub(crate) fn own_flag_change(&mut self, uid: u32, modseq: u64) {
+    /// The number of the first message that is not `\Seen`.
+    pub(crate) fn first_unseen(&self) -> Option<u32> {
+        let seen = Entry::bit(&Flag::Seen);
+        self.entries
+            .iter()
+            .position(|e| e.system & seen == 0)
+            .map(|i| i as u32 + 1)
+    }
+
+    /// Takes the flags a command of this session set (`modseq` being the
+    /// change's): the entry holds them from now on, and their echo from the
+    /// feed is not reported.
+    pub(crate) fn own_flag_change(&mut self, uid: u32, modseq: u64, flags: &Flags) {
         self.own.insert(uid, modseq);
+        self.set_flags(uid, modseq, flags);
+    }
+
+    /// Sets a message's flags unless its entry holds a later change;
+    /// returns whether it did.
+    fn set_flags(&mut self, uid: u32, modseq: u64, flags: &Flags) -> bool {
+        let Ok(i) = self.index(uid) else {
+            return false;
+        };
+        if self.entries[i].modseq >= modseq {
+            return false;
+        }
+        let (system, keywords) = Entry::pack(&mut self.keywords, flags);
+        let entry = &mut self.entries[i];
+        entry.modseq = modseq;
+        entry.system = system;
+        entry.keywords = keywords;
+        true
     }
 
     /// Waits for the next change from the feed.
@@ -212,6 +382,11 @@ impl View {
     }
 
     fn queue(&mut self, change: Change) {
+        // New flags hold at once, so that a FETCH or SEARCH before the next
+        // report sees them; the client hears of them at that report.
+        if let Change::FlagsChanged { uid, modseq, flags } = &change {
+            self.set_flags(*uid, *modseq, flags);
+        }
         if self.pending.len() >= MAX_PENDING {
             self.pending.clear();
             self.overflowed = true;
@@ -227,25 +402,45 @@ impl View {
     }
 
     /// Replaces the message list after an overflow with the mailbox as read
-    /// now; the changes are reported as expunges and one EXISTS.
+    /// now (`messages`, in UID order): removed messages are reported as
+    /// expunges, new ones with one EXISTS, and changed flags as FETCH.
     pub(crate) fn reload(
         &mut self,
-        uids: Vec<u32>,
+        messages: Vec<Indexed>,
         allow_expunge: bool,
         marks: &RecentMarks,
     ) -> Vec<Data> {
         self.overflowed = false;
         self.pending.clear();
         self.own.clear();
-        // Removed messages become held expunges, new ones appends.
         let last = self.last_uid();
-        for &uid in &self.uids {
-            if uids.binary_search(&uid).is_err() && !self.held.contains(&uid) {
-                self.held.push_back(uid);
+        for entry in &self.entries {
+            let gone = messages
+                .binary_search_by_key(&entry.uid, |m| m.uid)
+                .is_err();
+            if gone && !self.held.contains(&entry.uid) {
+                self.held.push_back(entry.uid);
             }
         }
-        for &uid in uids.iter().filter(|&&u| u > last) {
-            self.pending.push_back(appended(uid));
+        for m in messages {
+            if m.uid > last {
+                self.pending.push_back(Change::Appended {
+                    uid: m.uid,
+                    modseq: m.modseq,
+                    flags: m.flags,
+                    size: m.size,
+                    internal_date: m.internal_date,
+                });
+            } else if self
+                .index(m.uid)
+                .is_ok_and(|i| self.entries[i].modseq < m.modseq)
+            {
+                self.pending.push_back(Change::FlagsChanged {
+                    uid: m.uid,
+                    modseq: m.modseq,
+                    flags: m.flags,
+                });
+            }
         }
         self.flush(allow_expunge, marks)
     }
@@ -262,7 +457,13 @@ impl View {
         }
         while let Some(change) = self.pending.pop_front() {
             match change {
-                Change::Appended { uid, .. } => {
+                Change::Appended {
+                    uid,
+                    modseq,
+                    flags,
+                    size,
+                    internal_date,
+                } => {
                     if uid <= self.last_uid() {
                         // Already in the list read at SELECT.
                         continue;
@@ -270,16 +471,23 @@ impl View {
                     if marks.claim_one(self.mailbox, uid, self.read_only) {
                         self.recent.push(uid);
                     }
-                    self.uids.push(uid);
+                    let entry =
+                        Entry::new(&mut self.keywords, uid, modseq, &flags, size, internal_date);
+                    self.entries.push(entry);
                 }
                 Change::FlagsChanged { uid, modseq, flags } => {
-                    if self.own.get(&uid).is_some_and(|&m| m >= modseq) {
+                    let newer = self.set_flags(uid, modseq, &flags);
+                    if !newer && self.own.get(&uid) == Some(&modseq) {
+                        // This session's own change, answered already.
                         continue;
                     }
-                    if let Some(seq) = self.seq(uid) {
+                    // A change the entry already holds (or a later one) is
+                    // told as the flags held now.
+                    if let Ok(index) = self.index(uid) {
                         self.report_counts(&mut out);
+                        let flags = self.entries[index].flags(&self.keywords);
                         let recent = self.is_recent(uid);
-                        if let Some(seq) = NonZeroU32::new(seq) {
+                        if let Some(seq) = NonZeroU32::new(index as u32 + 1) {
                             out.push(Data::Fetch {
                                 seq,
                                 items: vec![FetchItem::Flags(imap_flags(&flags, recent))],
@@ -300,17 +508,18 @@ impl View {
             }
         }
         self.own.clear();
+        self.keywords.compact(&mut self.entries);
         self.report_counts(&mut out);
         out
     }
 
     fn expunge(&mut self, uid: u32, out: &mut Vec<Data>) {
-        let Ok(index) = self.uids.binary_search(&uid) else {
+        let Ok(index) = self.index(uid) else {
             return;
         };
         // The client must know of the message before it hears it went.
         self.report_counts(out);
-        self.uids.remove(index);
+        self.entries.remove(index);
         self.reported_exists -= 1;
         if let Ok(i) = self.recent.binary_search(&uid) {
             self.recent.remove(i);
@@ -323,8 +532,8 @@ impl View {
 
     /// EXISTS and RECENT when they changed since the client last heard.
     fn report_counts(&mut self, out: &mut Vec<Data>) {
-        if self.uids.len() != self.reported_exists {
-            self.reported_exists = self.uids.len();
+        if self.entries.len() != self.reported_exists {
+            self.reported_exists = self.entries.len();
             out.push(Data::Exists(self.reported_exists as u32));
             let recent = self.recent_count();
             if recent != self.reported_recent {
@@ -335,14 +544,56 @@ impl View {
     }
 }
 
-/// A message added, as far as the view needs to know.
-fn appended(uid: u32) -> Change {
-    Change::Appended {
-        uid,
-        modseq: 0,
-        flags: Default::default(),
-        size: 0,
-        internal_date: 0,
+impl Entry {
+    fn new(
+        keywords: &mut Keywords,
+        uid: u32,
+        modseq: u64,
+        flags: &Flags,
+        size: u64,
+        internal_date: Timestamp,
+    ) -> Entry {
+        let (system, keywords) = Entry::pack(keywords, flags);
+        Entry {
+            modseq,
+            size,
+            internal_date,
+            uid,
+            keywords,
+            system,
+        }
+    }
+
+    /// The bit of a system flag (0 for a keyword).
+    fn bit(flag: &Flag) -> u8 {
+        SYSTEM_FLAGS
+            .iter()
+            .position(|f| f == flag)
+            .map_or(0, |i| 1 << i)
+    }
+
+    /// Flags as (system bits, keyword set).
+    fn pack(keywords: &mut Keywords, flags: &Flags) -> (u8, u32) {
+        let system = flags.iter().fold(0, |bits, f| bits | Entry::bit(f));
+        let set: Flags = flags
+            .iter()
+            .filter(|f| matches!(f, Flag::Keyword(_)))
+            .cloned()
+            .collect();
+        (system, keywords.intern(set))
+    }
+
+    fn flags(&self, keywords: &Keywords) -> Flags {
+        let mut flags: Flags = SYSTEM_FLAGS
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| self.system & (1 << i) != 0)
+            .map(|(_, f)| f.clone())
+            .collect();
+        if let Some(set) = keywords.get(self.keywords) {
+            flags.extend(set.iter().cloned());
+        }
+        flags
     }
 }
 
@@ -350,7 +601,29 @@ fn appended(uid: u32) -> Change {
 mod tests {
     use super::*;
     use ironpost_imap_proto::types::{SeqNumber, SeqRange};
-    use ironpost_store::{Flag, Flags, Store};
+    use ironpost_store::Store;
+
+    /// A message added, as the feed tells it.
+    fn appended(uid: u32) -> Change {
+        Change::Appended {
+            uid,
+            modseq: u64::from(uid),
+            flags: Flags::new(),
+            size: 100,
+            internal_date: 0,
+        }
+    }
+
+    /// A message as read from the store, its modseq its UID.
+    fn message(uid: u32, flags: &[Flag]) -> Indexed {
+        Indexed {
+            uid,
+            modseq: u64::from(uid),
+            flags: flags.iter().cloned().collect(),
+            internal_date: 0,
+            size: 100,
+        }
+    }
 
     fn view(uids: Vec<u32>, marks: &RecentMarks) -> (View, Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -363,7 +636,7 @@ mod tests {
                 name: "INBOX".into(),
                 uidvalidity: 1,
                 read_only: false,
-                uids,
+                messages: uids.into_iter().map(|u| message(u, &[])).collect(),
                 changes: rx,
                 subscription,
             },
@@ -373,7 +646,7 @@ mod tests {
     }
 
     fn expunged(uid: u32) -> Change {
-        Change::Expunged { uid, modseq: 1 }
+        Change::Expunged { uid, modseq: 100 }
     }
 
     #[test]
@@ -396,7 +669,7 @@ mod tests {
         let marks = RecentMarks::default();
         let (mut v, _store, _dir) = view(vec![1, 2], &marks);
         let flags: Flags = [Flag::Seen].into_iter().collect();
-        v.own_flag_change(2, 7);
+        v.own_flag_change(2, 7, &flags);
         v.receive(Change::FlagsChanged {
             uid: 2,
             modseq: 7,
@@ -410,6 +683,121 @@ mod tests {
         let out = v.flush(false, &marks);
         assert_eq!(out.len(), 1);
         assert!(matches!(&out[0], Data::Fetch { seq, .. } if seq.get() == 1));
+    }
+
+    fn flags(list: &[Flag]) -> Flags {
+        list.iter().cloned().collect()
+    }
+
+    fn keyword(k: &str) -> Flag {
+        Flag::Keyword(k.into())
+    }
+
+    fn flags_of(v: &View, uid: u32) -> Flags {
+        let seq = v.seq(uid).unwrap();
+        v.metas(&[(seq, uid)]).remove(0).flags
+    }
+
+    #[test]
+    fn entries_follow_the_feed_and_never_go_back() {
+        let marks = RecentMarks::default();
+        let (mut v, _store, _dir) = view(vec![1, 2], &marks);
+        let seen = flags(&[Flag::Seen, keyword("$Work")]);
+        v.receive(Change::FlagsChanged {
+            uid: 2,
+            modseq: 10,
+            flags: seen.clone(),
+        });
+        assert_eq!(flags_of(&v, 2), seen, "held once received, before the report");
+        // Older than what the entry holds now: told, but not applied.
+        v.receive(Change::FlagsChanged {
+            uid: 2,
+            modseq: 9,
+            flags: Flags::new(),
+        });
+        v.receive(Change::Appended {
+            uid: 3,
+            modseq: 11,
+            flags: flags(&[Flag::Flagged]),
+            size: 4321,
+            internal_date: 1_700_000_000,
+        });
+        let out = v.flush(true, &marks);
+        assert_eq!(out.len(), 4, "two FETCH, EXISTS, RECENT: {out:?}");
+        assert_eq!(flags_of(&v, 2), seen);
+        let told_flags = |data: &Data| match data {
+            Data::Fetch { items, .. } => items.clone(),
+            other => panic!("not a FETCH: {other:?}"),
+        };
+        assert_eq!(told_flags(&out[0]), told_flags(&out[1]));
+        let new = v.metas(&[(3, 3)]).remove(0);
+        assert_eq!((new.size, new.internal_date), (4321, 1_700_000_000));
+        assert_eq!(new.flags, flags(&[Flag::Flagged]));
+        assert_eq!(v.first_unseen(), Some(1));
+    }
+
+    #[test]
+    fn own_changes_hold_at_once() {
+        let marks = RecentMarks::default();
+        let (mut v, _store, _dir) = view(vec![1, 2], &marks);
+        let mine = flags(&[Flag::Answered]);
+        v.own_flag_change(1, 20, &mine);
+        assert_eq!(flags_of(&v, 1), mine, "before the echo comes");
+        // Another session's change before mine: told as the flags now.
+        v.receive(Change::FlagsChanged {
+            uid: 1,
+            modseq: 19,
+            flags: flags(&[Flag::Draft]),
+        });
+        v.receive(Change::FlagsChanged {
+            uid: 1,
+            modseq: 20,
+            flags: mine.clone(),
+        });
+        let out = v.flush(false, &marks);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(flags_of(&v, 1), mine);
+    }
+
+    #[test]
+    fn reload_tells_changed_flags_only() {
+        let marks = RecentMarks::default();
+        let (mut v, _store, _dir) = view(vec![1, 2, 3], &marks);
+        let mut changed = message(2, &[Flag::Deleted]);
+        changed.modseq = 50;
+        let now = vec![message(1, &[]), changed, message(4, &[])];
+        let out = v.reload(now, true, &marks);
+        // 3 went, 2's flags changed, 4 came (and is recent here).
+        assert_eq!(out.len(), 4, "{out:?}");
+        assert_eq!(out[0], Data::Expunge(NonZeroU32::new(3).unwrap()));
+        assert!(matches!(&out[1], Data::Fetch { seq, .. } if seq.get() == 2));
+        assert_eq!(out[2], Data::Exists(3));
+        assert_eq!(flags_of(&v, 2), flags(&[Flag::Deleted]));
+        assert_eq!(v.len(), 3);
+    }
+
+    #[test]
+    fn keyword_sets_are_shared_and_compacted() {
+        let marks = RecentMarks::default();
+        let (mut v, _store, _dir) = view((1..=10).collect(), &marks);
+        // Many distinct keyword sets come and go on one message.
+        for n in 0..3000u32 {
+            let set = flags(&[keyword(&format!("$k{n}"))]);
+            v.own_flag_change(1, 100 + u64::from(n), &set);
+        }
+        for uid in 2..=10 {
+            v.own_flag_change(uid, 5000, &flags(&[keyword("$Shared"), Flag::Seen]));
+        }
+        v.flush(false, &marks);
+        assert!(
+            v.keywords.sets.len() <= Keywords::COMPACT_AT,
+            "{}",
+            v.keywords.sets.len()
+        );
+        assert_eq!(flags_of(&v, 1), flags(&[keyword("$k2999")]));
+        for uid in 2..=10 {
+            assert_eq!(flags_of(&v, uid), flags(&[keyword("$Shared"), Flag::Seen]));
+        }
     }
 
     #[test]
