@@ -21,6 +21,27 @@ pub fn charset_to_utf8(charset: &[u8], bytes: &[u8]) -> String {
 /// unfolds it and decodes RFC 2047 encoded words; 8-bit bytes are read as
 /// UTF-8.
 pub fn decode_text(raw_value: &[u8]) -> String {
+    plain_text(raw_value).unwrap_or_else(|| parse_text(raw_value))
+}
+
+/// A value with nothing to decode or unfold (printable ASCII and tabs on one
+/// line, no `=?`) reads as itself without the blanks at either end: what
+/// [`parse_text`] makes of it, without building a header block to parse.
+fn plain_text(raw_value: &[u8]) -> Option<String> {
+    let plain = raw_value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+        && !raw_value.windows(2).any(|w| w == b"=?");
+    if !plain {
+        return None;
+    }
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = raw_value.iter().position(|b| !blank(b))?;
+    let end = raw_value.iter().rposition(|b| !blank(b))?;
+    Some(String::from_utf8_lossy(&raw_value[start..=end]).into_owned())
+}
+
+fn parse_text(raw_value: &[u8]) -> String {
     let mut block = Vec::with_capacity(raw_value.len() + 16);
     block.extend_from_slice(b"Subject: ");
     block.extend_from_slice(raw_value);
@@ -267,6 +288,21 @@ impl TransferEncoding {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn plain_values_read_as_the_parser_reads_them(
+            value in proptest::collection::vec(
+                proptest::sample::select(b" \t\tax=?(\"\\;<>,:@.".to_vec()), 0..40)
+        ) {
+            if let Some(fast) = plain_text(&value) {
+                prop_assert_eq!(fast, parse_text(&value));
+            } else {
+                prop_assert!(value.windows(2).any(|w| w == b"=?") || value.iter().all(|&b| b == b' ' || b == b'\t'));
+            }
+        }
+    }
 
     #[test]
     fn encoded_words() {

@@ -13,6 +13,7 @@ use std::cmp::Ordering;
 
 use ironpost_imap_proto::types::{AString, Atom, Date, SearchKey, SortCriterion, SortKey};
 use ironpost_mime::decode::{decode_text, parse_date};
+use ironpost_mime::header::{HeaderField, parse_block};
 use ironpost_mime::{Address, Envelope, Message, PartKind};
 use ironpost_store::Flag;
 
@@ -100,6 +101,9 @@ struct Searched<'a> {
     bounds: Bounds,
     raw: &'a [u8],
     message: OnceCell<Message<'a>>,
+    /// The top-level header fields: what the header keys read, without
+    /// scanning the MIME structure.
+    headers: OnceCell<Vec<HeaderField>>,
     /// Every header field of every part, attached messages included, as
     /// `name: decoded value` in lower case.
     all_fields: OnceCell<Vec<String>>,
@@ -116,6 +120,7 @@ impl<'a> Searched<'a> {
             // as empty: no header key matches, BODY and TEXT "" still do.
             raw: raw.unwrap_or_default(),
             message: OnceCell::new(),
+            headers: OnceCell::new(),
             all_fields: OnceCell::new(),
             bodies: OnceCell::new(),
         }
@@ -123,6 +128,10 @@ impl<'a> Searched<'a> {
 
     fn message(&self) -> &Message<'a> {
         self.message.get_or_init(|| Message::parse(self.raw))
+    }
+
+    fn headers(&self) -> &[HeaderField] {
+        self.headers.get_or_init(|| parse_block(self.raw, 0).0)
     }
 
     fn all_fields(&self) -> &[String] {
@@ -173,8 +182,7 @@ impl<'a> Searched<'a> {
     fn field_contains(&self, name: &[u8], needle: &AString) -> bool {
         let needle = folded(needle);
         let raw = self.raw;
-        self.message()
-            .headers()
+        self.headers()
             .iter()
             .filter(|field| field.name(raw).eq_ignore_ascii_case(name))
             .any(|field| {
@@ -212,9 +220,11 @@ impl<'a> Searched<'a> {
     /// `Date:` is taken to have been sent on its internal date, so that SENT*
     /// still places it somewhere rather than matching nothing.
     fn sent_day(&self) -> Date {
-        self.message()
-            .header_raw("Date")
-            .and_then(|value| parse_date(&value))
+        let raw = self.raw;
+        self.headers()
+            .iter()
+            .find(|field| field.is(raw, "Date"))
+            .and_then(|field| parse_date(&field.value(raw)))
             .and_then(|d| Date::new(d.year, d.month, d.day).ok())
             .unwrap_or_else(|| self.internal_day())
     }
