@@ -45,6 +45,7 @@
 mod account;
 mod alias;
 mod blob;
+mod checkpoint;
 mod commit;
 mod domain;
 mod error;

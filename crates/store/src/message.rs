@@ -204,7 +204,6 @@ fn bump_modseq(conn: &Connection, mailbox: MailboxId) -> Result<u64> {
 /// The owner's quota and the domain's limits for a message into `mailbox`.
 pub(crate) struct Limits {
     account: i64,
-    address: String,
     quota: u64,
     used: u64,
     domain: i64,
@@ -212,10 +211,12 @@ pub(crate) struct Limits {
     max_total: Option<u64>,
 }
 
+/// Reads [`Limits`] for `mailbox`. The account's address, which only a
+/// refusal names, is read by [`check_room`] when it refuses, so that the
+/// write path builds no string per message.
 pub(crate) fn limits(conn: &Connection, mailbox: MailboxId) -> Result<Limits> {
     conn.prepare_cached(
-        "SELECT a.id, a.display_local || '@' || d.name, a.quota_bytes, a.used_bytes, d.id,
-         d.max_message_size, d.max_total_size
+        "SELECT a.id, a.quota_bytes, a.used_bytes, d.id, d.max_message_size, d.max_total_size
          FROM mailboxes m JOIN accounts a ON a.id = m.account_id JOIN domains d ON d.id = a.domain_id
          WHERE m.id = ?1",
     )
@@ -223,12 +224,11 @@ pub(crate) fn limits(conn: &Connection, mailbox: MailboxId) -> Result<Limits> {
     .query_row([mailbox.0], |r| {
         Ok(Limits {
             account: r.get(0)?,
-            address: r.get(1)?,
-            quota: r.get::<_, i64>(2)? as u64,
-            used: r.get::<_, i64>(3)? as u64,
-            domain: r.get(4)?,
-            max_message: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
-            max_total: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+            quota: r.get::<_, i64>(1)? as u64,
+            used: r.get::<_, i64>(2)? as u64,
+            domain: r.get(3)?,
+            max_message: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+            max_total: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
         })
     })
     .optional()
@@ -249,7 +249,7 @@ pub(crate) fn check_room(conn: &Connection, l: &Limits, needed: u64, largest: u6
     }
     if l.quota > 0 && l.used + needed > l.quota {
         return Err(Error::QuotaExceeded {
-            account: l.address.clone(),
+            account: account_address(conn, l.account)?,
             used: l.used,
             quota: l.quota,
             needed,
@@ -265,7 +265,7 @@ pub(crate) fn check_room(conn: &Connection, l: &Limits, needed: u64, largest: u6
             .db()?;
         if total as u64 + needed > limit {
             return Err(Error::QuotaExceeded {
-                account: l.address.clone(),
+                account: account_address(conn, l.account)?,
                 used: total as u64,
                 quota: limit,
                 needed,
@@ -273,6 +273,17 @@ pub(crate) fn check_room(conn: &Connection, l: &Limits, needed: u64, largest: u6
         }
     }
     Ok(())
+}
+
+/// The address of `account` as it was given (for an error).
+fn account_address(conn: &Connection, account: i64) -> Result<String> {
+    conn.prepare_cached(
+        "SELECT a.display_local || '@' || d.name FROM accounts a
+         JOIN domains d ON d.id = a.domain_id WHERE a.id = ?1",
+    )
+    .db()?
+    .query_row([account], |r| r.get(0))
+    .db()
 }
 
 /// Makes sure the blob row exists, and the file too (garbage collection runs
@@ -318,28 +329,30 @@ pub(crate) fn body_exists(conn: &Connection, blobs: &BlobStore, id: &BlobId) -> 
 /// the same content is stored already, inline or as a file, that row serves
 /// and nothing is stored twice; a row whose file has gone missing takes the
 /// bytes, which are at hand. Returns whether the bytes were stored.
+///
+/// New content is the usual case (an IMAP APPEND, a delivery), so the row
+/// is inserted first and looked at only when it was there already: two
+/// statements for new bytes rather than a lookup and two inserts.
 pub(crate) fn ensure_inline_blob(
     conn: &Connection,
     blobs: &BlobStore,
     id: &BlobId,
     body: &[u8],
 ) -> Result<bool> {
-    match inline_row(conn, id)? {
-        Some(true) => Ok(false),
-        Some(false) if blobs.path(id).is_file() => Ok(false),
-        Some(false) => {
-            insert_blob_data(conn, id, body)?;
-            Ok(true)
-        }
-        None => {
-            conn.prepare_cached("INSERT INTO blobs(hash, size, refs) VALUES (?1, ?2, 0)")
-                .db()?
-                .execute(params![&id.0[..], body.len() as i64])
-                .db()?;
-            insert_blob_data(conn, id, body)?;
-            Ok(true)
-        }
+    let added = conn
+        .prepare_cached(
+            "INSERT INTO blobs(hash, size, refs) VALUES (?1, ?2, 0) ON CONFLICT(hash) DO NOTHING",
+        )
+        .db()?
+        .execute(params![&id.0[..], body.len() as i64])
+        .db()?;
+    if added == 0 && (inline_row(conn, id)? == Some(true) || blobs.path(id).is_file()) {
+        // Stored already, inline or as a file.
+        return Ok(false);
     }
+    // New, or a row whose file has gone missing.
+    insert_blob_data(conn, id, body)?;
+    Ok(true)
 }
 
 fn insert_blob_data(conn: &Connection, id: &BlobId, body: &[u8]) -> Result<()> {
@@ -613,7 +626,14 @@ impl Store {
     ) -> Result<Vec<Result<Appended>>> {
         let blobs = self.blobs().clone();
         let date = internal_date.unwrap_or_else(now);
-        self.write(move |ctx| {
+        // No savepoint: this job fails only before its first message row
+        // (storing the body) or when every mailbox refused it (removing the
+        // body again); a refusal or an error of one mailbox is that
+        // mailbox's result, not a failure. So a failed job has added no
+        // message and may leave at most a body row nothing references, which
+        // garbage collection removes and the next delivery of the same bytes
+        // reuses.
+        self.write_without_savepoint(move |ctx| {
             let (blob, size, stored_inline) = match &body {
                 NewBody::File(id, size) => {
                     ensure_blob(ctx.conn, &blobs, id, *size)?;

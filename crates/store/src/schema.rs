@@ -5,6 +5,8 @@
 //! `migrations/NNNN_what.sql` and append one [`Migration`] to [`MIGRATIONS`].
 //! Never edit a migration that has shipped.
 
+use std::time::Duration;
+
 use rusqlite::Connection;
 
 use crate::error::{DbResult, Error, Result};
@@ -52,14 +54,42 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 /// The schema version this build creates.
 pub const SCHEMA_VERSION: u32 = 7;
 
-/// Per-connection settings: every connection, the writer's and the pool's.
+/// How long a connection waits for another's lock (another process's
+/// writer, a checkpoint) before it gives up with "database is locked".
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Per-connection settings: every connection, the writer's, the
+/// checkpointer's and the pool's. `synchronous = FULL` makes every commit
+/// `fsync` the log before it returns, and makes a checkpoint `fsync` the
+/// database file before the frames it copied may be overwritten (see
+/// `checkpoint.rs`).
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 10000;
          PRAGMA synchronous = FULL;
          PRAGMA temp_store = MEMORY;",
-    )
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+}
+
+/// Statements the write connection keeps prepared. rusqlite's default (16)
+/// is fewer than the store's write paths use, and a statement pushed out
+/// is parsed again at its next use on the committer thread.
+const WRITER_STATEMENT_CACHE: usize = 128;
+
+/// The write connection's own settings, on top of [`configure`]: no
+/// automatic checkpoint (the checkpointer thread copies the log, see
+/// `checkpoint.rs`), a log file cut back to its usual size when a long read
+/// made it grow, and room for every write statement in the statement cache.
+pub(crate) fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    conn.execute_batch(&format!(
+        "PRAGMA wal_autocheckpoint = 0;
+         PRAGMA journal_size_limit = {};",
+        crate::checkpoint::wal_size_limit(page_size)
+    ))?;
+    conn.set_prepared_statement_cache_capacity(WRITER_STATEMENT_CACHE);
+    Ok(())
 }
 
 /// Puts the database in WAL mode and applies the missing migrations.

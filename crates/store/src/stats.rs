@@ -11,6 +11,9 @@ pub(crate) struct Counters {
     jobs: AtomicU64,
     messages: AtomicU64,
     inline_bodies: AtomicU64,
+    checkpoints: AtomicU64,
+    rewinds: AtomicU64,
+    checkpoint_errors: AtomicU64,
 }
 
 impl Counters {
@@ -35,6 +38,18 @@ impl Counters {
         self.inline_bodies.fetch_add(n as u64, Relaxed);
     }
 
+    pub(crate) fn checkpoint(&self) {
+        self.checkpoints.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn rewind(&self) {
+        self.rewinds.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn checkpoint_error(&self) {
+        self.checkpoint_errors.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
             dir_fsyncs: self.dir_fsyncs.load(Relaxed),
@@ -43,6 +58,9 @@ impl Counters {
             write_jobs: self.jobs.load(Relaxed),
             messages_written: self.messages.load(Relaxed),
             inline_bodies: self.inline_bodies.load(Relaxed),
+            checkpoints: self.checkpoints.load(Relaxed),
+            wal_rewinds: self.rewinds.load(Relaxed),
+            checkpoint_errors: self.checkpoint_errors.load(Relaxed),
         }
     }
 }
@@ -56,7 +74,8 @@ pub struct Stats {
     /// `syncfs` calls of the group sync (two per batch of bodies).
     pub fs_syncs: u64,
     /// Write transactions committed. With `synchronous = FULL` in WAL mode
-    /// each commit costs one `fsync` of the WAL (checkpoints add a few more).
+    /// each commit costs one `fsync` of the WAL (checkpoints, counted apart,
+    /// add their own).
     pub commits: u64,
     /// Write calls served (each is one savepoint inside some commit).
     pub write_jobs: u64,
@@ -66,6 +85,17 @@ pub struct Stats {
     /// files (a new row, not a body already stored; see
     /// [`crate::StoreConfig::inline_body_max`]).
     pub inline_bodies: u64,
+    /// Checkpoints run by the checkpointer thread (each copies the log
+    /// frames written since the one before into the database and `fsync`s
+    /// it; none of them runs on the committer thread).
+    pub checkpoints: u64,
+    /// Rewinds of the write-ahead log: `RESTART` checkpoints the committer
+    /// ran between two batches once the log had grown to its rewind point
+    /// (made or held up by readers alike).
+    pub wal_rewinds: u64,
+    /// Checkpoints (either kind) that failed. A failed checkpoint fails no
+    /// write; it is tried again later.
+    pub checkpoint_errors: u64,
 }
 
 impl Stats {
@@ -84,6 +114,9 @@ impl Stats {
             write_jobs: self.write_jobs - earlier.write_jobs,
             messages_written: self.messages_written - earlier.messages_written,
             inline_bodies: self.inline_bodies - earlier.inline_bodies,
+            checkpoints: self.checkpoints - earlier.checkpoints,
+            wal_rewinds: self.wal_rewinds - earlier.wal_rewinds,
+            checkpoint_errors: self.checkpoint_errors - earlier.checkpoint_errors,
         }
     }
 }

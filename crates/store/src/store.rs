@@ -9,7 +9,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::blob::BlobStore;
-use crate::commit::{Committer, WriteCtx};
+use crate::commit::{Committer, Undo, WriteCtx};
 use crate::error::{DbResult, Error, Result};
 use crate::feed::{Change, Feed, FeedHandle, Subscription};
 use crate::password::{self, PasswordParams};
@@ -105,7 +105,10 @@ impl Store {
         let mut conn = Connection::open(&db_path).db()?;
         schema::configure(&conn).db()?;
         schema::migrate(&mut conn)?;
+        schema::configure_writer(&conn).db()?;
         let delimiter = init_meta(&conn, config.delimiter)?;
+        let checkpoint_conn = Connection::open(&db_path).db()?;
+        schema::configure(&checkpoint_conn).db()?;
 
         let counters = Arc::new(Counters::default());
         let blobs = BlobStore::open(dir.join("blobs"), counters.clone(), config.blob_grace)?;
@@ -116,7 +119,7 @@ impl Store {
             .min_idle(Some(1))
             .build(manager)
             .db()?;
-        let committer = Committer::start(conn, feed.clone(), counters.clone())?;
+        let committer = Committer::start(conn, checkpoint_conn, feed.clone(), counters.clone())?;
         // Refuse bad argon2 parameters now rather than at the first login.
         password::hasher(config.password)?;
         let dummy_hash = OnceLock::new();
@@ -187,12 +190,24 @@ impl Store {
     }
 
     /// Runs `f` in the committer's next batch; returns once it is durable.
+    /// If `f` fails, its writes are rolled back.
     pub(crate) fn write<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> Result<R> + Send + 'static,
     {
-        self.inner.committer.write(f)
+        self.inner.committer.write(Undo::Savepoint, f)
+    }
+
+    /// [`Store::write`] for a job that leaves nothing harmful behind when it
+    /// fails, and so runs without a savepoint (see [`Undo::NotNeeded`]): the
+    /// caller says why.
+    pub(crate) fn write_without_savepoint<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<R> + Send + 'static,
+    {
+        self.inner.committer.write(Undo::NotNeeded, f)
     }
 
     pub(crate) fn password_params(&self) -> PasswordParams {
