@@ -736,16 +736,23 @@ impl Store {
         header_only: bool,
         mut f: impl FnMut(u32, Result<Vec<u8>>) -> bool,
     ) -> Result<()> {
+        // A header is read from a body kept inline through an incremental
+        // blob handle, as far as its empty line: SQLite reads a whole
+        // column otherwise, overflow pages and all.
+        let sql = if header_only {
+            "SELECT m.uid, m.prefix, m.blob, m.size, d.rowid, NULL FROM messages m
+             LEFT JOIN blob_data d ON d.hash = m.blob
+             WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
+        } else {
+            "SELECT m.uid, m.prefix, m.blob, m.size, NULL, d.data FROM messages m
+             LEFT JOIN blob_data d ON d.hash = m.blob
+             WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
+        };
         self.read(|c| {
             let tx = c.unchecked_transaction().db()?;
             load_mailbox(&tx, mailbox)?;
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT m.uid, m.prefix, m.blob, m.size, d.data FROM messages m
-                     LEFT JOIN blob_data d ON d.hash = m.blob
-                     WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
-                )
-                .db()?;
+            let mut stmt = tx.prepare_cached(sql).db()?;
+            let mut handle: Option<rusqlite::blob::Blob<'_>> = None;
             for &(a, b) in uids {
                 let mut rows = stmt.query(params![mailbox.0, a.min(b), a.max(b)]).db()?;
                 while let Some(row) = rows.next().db()? {
@@ -753,8 +760,13 @@ impl Store {
                     let prefix: Vec<u8> = row.get(1).db()?;
                     let hash: Vec<u8> = row.get(2).db()?;
                     let size = row.get::<_, i64>(3).db()? as u64;
-                    let inline: Option<Vec<u8>> = row.get(4).db()?;
-                    let bytes = self.message_bytes(prefix, &hash, size, inline, header_only);
+                    let bytes = match row.get::<_, Option<i64>>(4).db()? {
+                        Some(rowid) => inline_header(&tx, &mut handle, rowid, prefix, &hash, size),
+                        None => {
+                            let inline: Option<Vec<u8>> = row.get(5).db()?;
+                            self.message_bytes(prefix, &hash, size, inline, header_only)
+                        }
+                    };
                     if !f(uid, bytes) {
                         return Ok(());
                     }
@@ -1061,6 +1073,54 @@ impl Store {
         let blobs = self.blobs().clone();
         self.write(move |ctx| transfer(ctx, &blobs, src, &uids, dst, true))
     }
+}
+
+/// The header of a message whose body is kept inline (`blob_data` row
+/// `rowid`): `prefix`, then the body through the blob handle `handle`
+/// (opened on first use, moved to each row after), a chunk at a time until
+/// the empty line that ends the header, or the end of the body.
+fn inline_header<'c>(
+    conn: &'c Connection,
+    handle: &mut Option<rusqlite::blob::Blob<'c>>,
+    rowid: i64,
+    mut out: Vec<u8>,
+    hash: &[u8],
+    size: u64,
+) -> Result<Vec<u8>> {
+    const CHUNK: usize = 2048;
+    let blob_id = BlobId::from_slice(hash)?;
+    let blob = match handle {
+        Some(blob) => {
+            blob.reopen(rowid).db()?;
+            blob
+        }
+        None => handle.insert(
+            conn.blob_open(rusqlite::MAIN_DB, "blob_data", "data", rowid, true)
+                .db()?,
+        ),
+    };
+    let body_size = blob.len();
+    if (out.len() + body_size) as u64 != size {
+        return Err(Error::BlobCorrupt(blob_id));
+    }
+    if let Some(end) = header_end(&out, 0) {
+        out.truncate(end);
+        return Ok(out);
+    }
+    let mut offset = 0;
+    while offset < body_size {
+        let n = CHUNK.min(body_size - offset);
+        let from = out.len().saturating_sub(3);
+        out.resize(out.len() + n, 0);
+        let len = out.len();
+        blob.read_at_exact(&mut out[len - n..], offset).db()?;
+        offset += n;
+        if let Some(end) = header_end(&out, from) {
+            out.truncate(end);
+            return Ok(out);
+        }
+    }
+    Ok(out)
 }
 
 /// Where a header ends (after its empty line, CRLF or LF), searching from

@@ -427,19 +427,29 @@ fn many_messages_read_through_one_statement() {
     let a = common::account(&store, "a@example.com");
     let inbox = store.mailbox(a.id, "INBOX").unwrap();
     let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(200_000));
+    // Headers kept inline are read in chunks of 2 KiB: one whose empty line
+    // straddles the first chunk's end, and one three chunks long.
+    let straddling = format!("X-Pad: {}\r\n\r\nbody\r\n", "p".repeat(2048 - 9));
+    let long = format!(
+        "{}\r\n{}",
+        "X-Long: 0123456789012345678901234567890123456789\r\n".repeat(130),
+        "body ".repeat(3000)
+    );
     let bodies: Vec<Vec<u8>> = vec![
         b"Subject: one\r\nFrom: a@b\r\n\r\nbody one\r\n".to_vec(),
         big.into_bytes(),
         b"Subject: lf only\n\nbody\n".to_vec(),
         b"\r\nno header at all\r\n".to_vec(),
         b"Subject: no body".to_vec(),
+        straddling.clone().into_bytes(),
+        long.clone().into_bytes(),
     ];
     let uids: Vec<u32> = bodies
         .iter()
         .map(|b| store.append(inbox.id, b, Flags::new(), None).unwrap().uid)
         .collect();
     // A gap: the second message is left out of the ranges.
-    let ranges = [(uids[0], uids[0]), (uids[2], uids[4])];
+    let ranges = [(uids[0], uids[0]), (uids[2], uids[6])];
     let mut whole = Vec::new();
     store
         .read_messages_in(inbox.id, &ranges, false, |uid, bytes| {
@@ -447,14 +457,14 @@ fn many_messages_read_through_one_statement() {
             true
         })
         .unwrap();
-    let expected: Vec<(u32, Vec<u8>)> = [0, 2, 3, 4]
+    let expected: Vec<(u32, Vec<u8>)> = [0, 2, 3, 4, 5, 6]
         .iter()
         .map(|&i| (uids[i], store.read_message(inbox.id, uids[i]).unwrap()))
         .collect();
     assert_eq!(whole, expected);
     let mut headers = Vec::new();
     store
-        .read_messages_in(inbox.id, &[(uids[0], uids[4])], true, |uid, bytes| {
+        .read_messages_in(inbox.id, &[(uids[0], uids[6])], true, |uid, bytes| {
             headers.push((uid, bytes.unwrap()));
             true
         })
@@ -465,9 +475,12 @@ fn many_messages_read_through_one_statement() {
         b"Subject: lf only\n\n",
         b"\r\n",
         b"Subject: no body",
+        &straddling.as_bytes()[..2050],
+        &long.as_bytes()[..130 * 50 + 2],
     ];
     let got: Vec<&[u8]> = headers.iter().map(|(_, h)| h.as_slice()).collect();
-    assert_eq!(got, want);
+    let lengths = |v: &[&[u8]]| v.iter().map(|h| h.len()).collect::<Vec<_>>();
+    assert!(got == want, "lengths {:?}, want {:?}", lengths(&got), lengths(&want));
     // Returning false stops the reading.
     let mut seen = 0;
     store
