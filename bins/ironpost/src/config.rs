@@ -171,6 +171,9 @@ pub struct StoreSection {
     /// Directory of `store.db` and `blobs/`, under `data_dir` when relative.
     /// Default `store`.
     pub dir: PathBuf,
+    /// MiB of message headers kept in memory for IMAP SEARCH and SORT on
+    /// header fields. Default 32; 0 keeps none.
+    pub header_cache_mib: u32,
 }
 
 impl Default for StoreSection {
@@ -178,6 +181,7 @@ impl Default for StoreSection {
         StoreSection {
             backend: Backend::Sqlite,
             dir: PathBuf::from("store"),
+            header_cache_mib: 32,
         }
     }
 }
@@ -817,7 +821,9 @@ impl Config {
 
     /// How to open the store.
     pub fn store_config(&self) -> StoreConfig {
-        StoreConfig::new(self.store_dir())
+        let mut config = StoreConfig::new(self.store_dir());
+        config.header_cache_bytes = (self.store.header_cache_mib as usize).saturating_mul(1 << 20);
+        config
     }
 }
 

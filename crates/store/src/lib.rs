@@ -51,6 +51,7 @@ mod domain;
 mod error;
 mod feed;
 mod group;
+mod header_cache;
 mod list;
 mod mailbox;
 mod maintenance;

@@ -736,15 +736,16 @@ impl Store {
         header_only: bool,
         mut f: impl FnMut(u32, Result<Vec<u8>>) -> bool,
     ) -> Result<()> {
-        // A header is read from a body kept inline through an incremental
-        // blob handle, as far as its empty line: SQLite reads a whole
-        // column otherwise, overflow pages and all.
+        // A header comes from the header cache when it can. Otherwise one
+        // kept inline is read through an incremental blob handle, as far as
+        // its empty line (SQLite reads a whole column otherwise, overflow
+        // pages and all), and one in a file from its file; either is then
+        // cached.
         let sql = if header_only {
-            "SELECT m.uid, m.prefix, m.blob, m.size, d.rowid, NULL FROM messages m
-             LEFT JOIN blob_data d ON d.hash = m.blob
+            "SELECT m.uid, m.prefix, m.blob, m.size, NULL FROM messages m
              WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
         } else {
-            "SELECT m.uid, m.prefix, m.blob, m.size, NULL, d.data FROM messages m
+            "SELECT m.uid, m.prefix, m.blob, m.size, d.data FROM messages m
              LEFT JOIN blob_data d ON d.hash = m.blob
              WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
         };
@@ -760,12 +761,11 @@ impl Store {
                     let prefix: Vec<u8> = row.get(1).db()?;
                     let hash: Vec<u8> = row.get(2).db()?;
                     let size = row.get::<_, i64>(3).db()? as u64;
-                    let bytes = match row.get::<_, Option<i64>>(4).db()? {
-                        Some(rowid) => inline_header(&tx, &mut handle, rowid, prefix, &hash, size),
-                        None => {
-                            let inline: Option<Vec<u8>> = row.get(5).db()?;
-                            self.message_bytes(prefix, &hash, size, inline, header_only)
-                        }
+                    let bytes = if header_only {
+                        self.header(&tx, &mut handle, prefix, &hash, size)
+                    } else {
+                        let inline: Option<Vec<u8>> = row.get(4).db()?;
+                        self.message_bytes(prefix, &hash, size, inline, false)
                     };
                     if !f(uid, bytes) {
                         return Ok(());
@@ -774,6 +774,41 @@ impl Store {
             }
             Ok(())
         })
+    }
+
+    /// The header of one message row for [`Store::read_messages_in`]:
+    /// `prefix` and the header of its body, from the cache, else read and
+    /// cached.
+    fn header<'c>(
+        &self,
+        conn: &'c Connection,
+        handle: &mut Option<rusqlite::blob::Blob<'c>>,
+        mut prefix: Vec<u8>,
+        hash: &[u8],
+        size: u64,
+    ) -> Result<Vec<u8>> {
+        let blob = BlobId::from_slice(hash)?;
+        if let Some(header) = self.headers().get(&blob) {
+            prefix.extend_from_slice(&header);
+            return Ok(prefix);
+        }
+        let prefix_len = prefix.len();
+        let rowid: Option<i64> = conn
+            .prepare_cached("SELECT rowid FROM blob_data WHERE hash = ?1")
+            .db()?
+            .query_row([hash], |r| r.get(0))
+            .optional()
+            .db()?;
+        let header = match rowid {
+            Some(rowid) => inline_header(conn, handle, rowid, prefix, hash, size)?,
+            None => self.message_bytes(prefix, hash, size, None, true)?,
+        };
+        // The header of prefix and body together is the prefix (header
+        // lines, never an empty one) and the header of the body.
+        if let Some(body_header) = header.get(prefix_len..) {
+            self.headers().insert(blob, body_header);
+        }
+        Ok(header)
     }
 
     /// The bytes of one message row for [`Store::read_messages_in`].

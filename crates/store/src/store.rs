@@ -12,6 +12,7 @@ use crate::blob::BlobStore;
 use crate::commit::{Committer, Undo, WriteCtx};
 use crate::error::{DbResult, Error, Result};
 use crate::feed::{Change, Feed, FeedHandle, Subscription};
+use crate::header_cache::HeaderCache;
 use crate::password::{self, PasswordParams};
 use crate::schema;
 use crate::stats::{Counters, Stats};
@@ -51,6 +52,10 @@ pub struct StoreConfig {
     pub inline_body_max: usize,
     /// Cost of new argon2id hashes.
     pub password: PasswordParams,
+    /// Bytes of message headers kept in memory for header-only reads
+    /// ([`Store::read_messages_in`]: IMAP SEARCH and SORT on header fields),
+    /// shared by every reader (default 32 MiB; 0 keeps none).
+    pub header_cache_bytes: usize,
 }
 
 impl StoreConfig {
@@ -64,6 +69,7 @@ impl StoreConfig {
             blob_grace: Duration::from_secs(24 * 3600),
             inline_body_max: 64 * 1024,
             password: PasswordParams::default(),
+            header_cache_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -85,6 +91,8 @@ struct Inner {
     /// at the first such login, so that opening a store (which every admin
     /// command does) costs no hashing.
     dummy_hash: OnceLock<String>,
+    /// Headers of bodies, for header-only reads.
+    pub(crate) headers: HeaderCache,
 }
 
 /// The mail store: SQLite index + blob files, with a group-committing writer
@@ -123,6 +131,7 @@ impl Store {
         // Refuse bad argon2 parameters now rather than at the first login.
         password::hasher(config.password)?;
         let dummy_hash = OnceLock::new();
+        let headers = HeaderCache::new(config.header_cache_bytes);
         Ok(Store {
             inner: Arc::new(Inner {
                 committer,
@@ -133,6 +142,7 @@ impl Store {
                 config,
                 delimiter,
                 dummy_hash,
+                headers,
             }),
         })
     }
@@ -150,6 +160,11 @@ impl Store {
     /// The mailbox hierarchy delimiter.
     pub fn delimiter(&self) -> char {
         self.inner.delimiter
+    }
+
+    /// The header cache.
+    pub(crate) fn headers(&self) -> &HeaderCache {
+        &self.inner.headers
     }
 
     /// The body files: the spool API for the SMTP acceptance path.

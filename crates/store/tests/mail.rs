@@ -478,9 +478,23 @@ fn many_messages_read_through_one_statement() {
         &straddling.as_bytes()[..2050],
         &long.as_bytes()[..130 * 50 + 2],
     ];
+    // Read again: now from the header cache, the same bytes.
+    let mut again = Vec::new();
+    store
+        .read_messages_in(inbox.id, &[(uids[0], uids[6])], true, |uid, bytes| {
+            again.push((uid, bytes.unwrap()));
+            true
+        })
+        .unwrap();
+    assert!(again == headers, "cached headers differ");
     let got: Vec<&[u8]> = headers.iter().map(|(_, h)| h.as_slice()).collect();
     let lengths = |v: &[&[u8]]| v.iter().map(|h| h.len()).collect::<Vec<_>>();
-    assert!(got == want, "lengths {:?}, want {:?}", lengths(&got), lengths(&want));
+    assert!(
+        got == want,
+        "lengths {:?}, want {:?}",
+        lengths(&got),
+        lengths(&want)
+    );
     // Returning false stops the reading.
     let mut seen = 0;
     store
