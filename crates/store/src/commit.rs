@@ -108,8 +108,14 @@ struct Typed<R, F> {
     f: Option<F>,
     undo: Undo,
     result: Option<Result<R>>,
-    reply: mpsc::SyncSender<Result<R>>,
+    /// Takes the answer once the batch is durable (or failed), on the
+    /// committer thread.
+    reply: Reply<R>,
 }
+
+/// What a job's answer goes to: a caller blocked on a channel, or a
+/// callback (which must not block).
+type Reply<R> = Box<dyn FnOnce(Result<R>) + Send>;
 
 impl<R, F> Job for Typed<R, F>
 where
@@ -143,7 +149,7 @@ where
                 .unwrap_or_else(|| Err(Error::Database("job did not run".into()))),
             Err(e) => Err(copy_error(e)),
         };
-        let _ = self.reply.send(answer);
+        (self.reply)(answer);
     }
 }
 
@@ -196,6 +202,25 @@ impl Committer {
         F: FnOnce(&mut WriteCtx<'_>) -> Result<R> + Send + 'static,
     {
         let (reply, answer) = mpsc::sync_channel(1);
+        self.submit(
+            undo,
+            f,
+            Box::new(move |result| {
+                let _ = reply.send(result);
+            }),
+        )?;
+        answer.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Queues `f` for the next batch without waiting: `reply` gets its
+    /// result on the committer thread once the batch is durable (after the
+    /// batch's changes are published to the feed). `reply` must not block.
+    /// Fails at once (and `reply` is dropped) when the store is closed.
+    pub(crate) fn submit<R, F>(&self, undo: Undo, f: F, reply: Reply<R>) -> Result<()>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<R> + Send + 'static,
+    {
         let job: Box<dyn Job> = Box::new(Typed {
             f: Some(f),
             undo,
@@ -206,8 +231,7 @@ impl Committer {
             .as_ref()
             .ok_or(Error::Closed)?
             .send(job)
-            .map_err(|_| Error::Closed)?;
-        answer.recv().map_err(|_| Error::Closed)?
+            .map_err(|_| Error::Closed)
     }
 }
 
@@ -350,7 +374,9 @@ mod tests {
             f: Some(f),
             undo,
             result: None,
-            reply,
+            reply: Box::new(move |result| {
+                let _ = reply.send(result);
+            }),
         });
         (job, answer)
     }

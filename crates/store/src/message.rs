@@ -992,89 +992,48 @@ impl Store {
         flags: Flags,
         unchanged_since: Option<u64>,
     ) -> Result<FlagsResult> {
-        let uids = uids.to_vec();
-        self.write(move |ctx| {
-            load_mailbox(ctx.conn, mailbox)?;
-            let mut out = FlagsResult::default();
-            for uid in uids {
-                let Some(m) = get_message(ctx.conn, mailbox, uid)? else {
-                    continue;
-                };
-                if unchanged_since.is_some_and(|since| m.modseq > since) {
-                    out.conflicts.push(uid);
-                    continue;
-                }
-                let new: Flags = match op {
-                    FlagOp::Add => m.flags.union(&flags).cloned().collect(),
-                    FlagOp::Remove => m.flags.difference(&flags).cloned().collect(),
-                    FlagOp::Replace => flags.clone(),
-                };
-                if new == m.flags {
-                    out.updated.push(FlagUpdate {
-                        uid,
-                        modseq: m.modseq,
-                        flags: new,
-                        changed: false,
-                    });
-                    continue;
-                }
-                let modseq = bump_modseq(ctx.conn, mailbox)?;
-                let (bits, keywords) = flags_to_db(&new);
-                ctx.conn
-                    .prepare_cached(
-                        "UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5
-                         WHERE mailbox_id = ?1 AND uid = ?2",
-                    )
-                    .db()?
-                    .execute(params![mailbox.0, uid, bits, keywords, modseq as i64])
-                    .db()?;
-                ctx.publish(
-                    mailbox,
-                    Change::FlagsChanged {
-                        uid,
-                        modseq,
-                        flags: new.clone(),
-                    },
-                );
-                out.updated.push(FlagUpdate {
-                    uid,
-                    modseq,
-                    flags: new,
-                    changed: true,
-                });
-            }
-            Ok(out)
-        })
+        self.write(flags_job(
+            mailbox,
+            uids.to_vec(),
+            op,
+            flags,
+            unchanged_since,
+        ))
+    }
+
+    /// [`Store::store_flags`] without waiting: `done` gets the result once
+    /// the change is durable, on the store's committer thread, after the
+    /// change went out on the feed. `done` must not block (send it on a
+    /// channel). For an async host, this saves a blocking thread per call.
+    /// Fails at once, without calling `done`, when the store is closed.
+    pub fn store_flags_then(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+        unchanged_since: Option<u64>,
+        done: impl FnOnce(Result<FlagsResult>) + Send + 'static,
+    ) -> Result<()> {
+        let job = flags_job(mailbox, uids.to_vec(), op, flags, unchanged_since);
+        self.submit(job, Box::new(done))
     }
 
     /// Removes the messages flagged `\Deleted` (IMAP `EXPUNGE`), only those
     /// among `uids` when given (`UID EXPUNGE`). Returns the UIDs removed.
     pub fn expunge(&self, mailbox: MailboxId, uids: Option<&[u32]>) -> Result<Vec<u32>> {
-        let only = uids.map(<[u32]>::to_vec);
-        self.write(move |ctx| {
-            load_mailbox(ctx.conn, mailbox)?;
-            let deleted: Vec<u32> = {
-                let mut stmt = ctx
-                    .conn
-                    .prepare_cached(
-                        "SELECT uid FROM messages WHERE mailbox_id = ?1 AND flags & 8 != 0 ORDER BY uid",
-                    )
-                    .db()?;
-                let rows = stmt
-                    .query_map([mailbox.0], |r| r.get::<_, i64>(0).map(|u| u as u32))
-                    .db()?;
-                rows.collect::<rusqlite::Result<_>>().db()?
-            };
-            let mut removed = Vec::new();
-            for uid in deleted {
-                if only.as_ref().is_some_and(|set| !set.contains(&uid)) {
-                    continue;
-                }
-                remove(ctx, mailbox, uid)?;
-                removed.push(uid);
-            }
-            Ok(removed)
-        })
+        self.write(expunge_job(mailbox, uids.map(<[u32]>::to_vec)))
+    }
+
+    /// [`Store::expunge`] without waiting, as [`Store::store_flags_then`].
+    pub fn expunge_then(
+        &self,
+        mailbox: MailboxId,
+        uids: Option<&[u32]>,
+        done: impl FnOnce(Result<Vec<u32>>) + Send + 'static,
+    ) -> Result<()> {
+        let job = expunge_job(mailbox, uids.map(<[u32]>::to_vec));
+        self.submit(job, Box::new(done))
     }
 
     /// Removes the given messages whatever their flags (POP3 `DELE` + `QUIT`).
@@ -1156,6 +1115,99 @@ fn inline_header<'c>(
         }
     }
     Ok(out)
+}
+
+/// The write job of [`Store::expunge`].
+fn expunge_job(
+    mailbox: MailboxId,
+    only: Option<Vec<u32>>,
+) -> impl FnOnce(&mut WriteCtx<'_>) -> Result<Vec<u32>> + Send + 'static {
+    move |ctx| {
+        load_mailbox(ctx.conn, mailbox)?;
+        let deleted: Vec<u32> = {
+            let mut stmt = ctx
+                .conn
+                .prepare_cached(
+                    "SELECT uid FROM messages WHERE mailbox_id = ?1 AND flags & 8 != 0 ORDER BY uid",
+                )
+                .db()?;
+            let rows = stmt
+                .query_map([mailbox.0], |r| r.get::<_, i64>(0).map(|u| u as u32))
+                .db()?;
+            rows.collect::<rusqlite::Result<_>>().db()?
+        };
+        let mut removed = Vec::new();
+        for uid in deleted {
+            if only.as_ref().is_some_and(|set| !set.contains(&uid)) {
+                continue;
+            }
+            remove(ctx, mailbox, uid)?;
+            removed.push(uid);
+        }
+        Ok(removed)
+    }
+}
+
+/// The write job of [`Store::store_flags`].
+fn flags_job(
+    mailbox: MailboxId,
+    uids: Vec<u32>,
+    op: FlagOp,
+    flags: Flags,
+    unchanged_since: Option<u64>,
+) -> impl FnOnce(&mut WriteCtx<'_>) -> Result<FlagsResult> + Send + 'static {
+    move |ctx| {
+        load_mailbox(ctx.conn, mailbox)?;
+        let mut out = FlagsResult::default();
+        for uid in uids {
+            let Some(m) = get_message(ctx.conn, mailbox, uid)? else {
+                continue;
+            };
+            if unchanged_since.is_some_and(|since| m.modseq > since) {
+                out.conflicts.push(uid);
+                continue;
+            }
+            let new: Flags = match op {
+                FlagOp::Add => m.flags.union(&flags).cloned().collect(),
+                FlagOp::Remove => m.flags.difference(&flags).cloned().collect(),
+                FlagOp::Replace => flags.clone(),
+            };
+            if new == m.flags {
+                out.updated.push(FlagUpdate {
+                    uid,
+                    modseq: m.modseq,
+                    flags: new,
+                    changed: false,
+                });
+                continue;
+            }
+            let modseq = bump_modseq(ctx.conn, mailbox)?;
+            let (bits, keywords) = flags_to_db(&new);
+            ctx.conn
+                .prepare_cached(
+                    "UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5
+                     WHERE mailbox_id = ?1 AND uid = ?2",
+                )
+                .db()?
+                .execute(params![mailbox.0, uid, bits, keywords, modseq as i64])
+                .db()?;
+            ctx.publish(
+                mailbox,
+                Change::FlagsChanged {
+                    uid,
+                    modseq,
+                    flags: new.clone(),
+                },
+            );
+            out.updated.push(FlagUpdate {
+                uid,
+                modseq,
+                flags: new,
+                changed: true,
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// Where a header ends (after its empty line, CRLF or LF), searching from

@@ -214,6 +214,16 @@ impl Store {
         self.inner.committer.write(Undo::Savepoint, f)
     }
 
+    /// [`Store::write`] without waiting: `reply` gets the result on the
+    /// committer thread (see [`Committer::submit`]).
+    pub(crate) fn submit<R, F>(&self, f: F, reply: Box<dyn FnOnce(Result<R>) + Send>) -> Result<()>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<R> + Send + 'static,
+    {
+        self.inner.committer.submit(Undo::Savepoint, f, reply)
+    }
+
     /// [`Store::write`] for a job that leaves nothing harmful behind when it
     /// fails, and so runs without a savepoint (see [`Undo::NotNeeded`]): the
     /// caller says why.

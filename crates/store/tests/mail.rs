@@ -505,3 +505,69 @@ fn many_messages_read_through_one_statement() {
         .unwrap();
     assert_eq!(seen, 1);
 }
+
+/// `store_flags_then` and `expunge_then` answer through their callback once
+/// the change is committed, after the change went out on the feed.
+#[test]
+fn flag_changes_can_be_answered_through_a_callback() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path());
+    let a = common::account(&store, "a@example.com");
+    let inbox = store.mailbox(a.id, "INBOX").unwrap();
+    let uid = store
+        .append(inbox.id, b"Subject: x\r\n\r\nx\r\n", Flags::new(), None)
+        .unwrap()
+        .uid;
+    let feed = store.subscribe(inbox.id);
+    let (tx, rx) = std::sync::mpsc::channel();
+    store
+        .store_flags_then(
+            inbox.id,
+            &[uid],
+            FlagOp::Add,
+            flags(&[Flag::Flagged]),
+            None,
+            move |r| {
+                tx.send(r).unwrap();
+            },
+        )
+        .unwrap();
+    let result = rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+    assert_eq!(result.updated.len(), 1);
+    assert!(result.updated[0].changed);
+    assert_eq!(result.updated[0].flags, flags(&[Flag::Flagged]));
+    // Published before the answer: already waiting in the subscription.
+    match feed.recv_timeout(Duration::ZERO) {
+        Some(Change::FlagsChanged {
+            uid: u, flags: f, ..
+        }) => {
+            assert_eq!((u, f), (uid, flags(&[Flag::Flagged])));
+        }
+        other => panic!("expected the flag change, got {other:?}"),
+    }
+    assert_eq!(
+        store.message(inbox.id, uid).unwrap().flags,
+        flags(&[Flag::Flagged])
+    );
+    // And an expunge the same way.
+    store
+        .store_flags(inbox.id, &[uid], FlagOp::Add, flags(&[Flag::Deleted]), None)
+        .unwrap();
+    assert!(matches!(
+        feed.recv_timeout(Duration::ZERO),
+        Some(Change::FlagsChanged { .. })
+    ));
+    let (tx, rx) = std::sync::mpsc::channel();
+    store
+        .expunge_then(inbox.id, None, move |r| tx.send(r).unwrap())
+        .unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap(),
+        vec![uid]
+    );
+    assert!(matches!(
+        feed.recv_timeout(Duration::ZERO),
+        Some(Change::Expunged { uid: u, .. }) if u == uid
+    ));
+    assert!(store.messages(inbox.id).unwrap().is_empty());
+}

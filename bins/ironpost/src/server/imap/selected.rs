@@ -278,12 +278,21 @@ impl Host<'_> {
                 .map(|(_, u)| u)
                 .collect()
         });
-        let (store, mailbox) = (self.store(), view.mailbox);
         // The removals come back through the feed and are told from there.
-        match blocking(move || store.expunge(mailbox, only.as_deref())).await {
-            Some(Ok(_)) => Status::ok("EXPUNGE completed"),
-            Some(Err(e)) => store_status(&e),
-            None => server_bug(),
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let queued =
+            self.service
+                .store
+                .expunge_then(view.mailbox, only.as_deref(), move |result| {
+                    let _ = answer.send(result);
+                });
+        if let Err(e) = queued {
+            return store_status(&e);
+        }
+        match answered.await {
+            Ok(Ok(_)) => Status::ok("EXPUNGE completed"),
+            Ok(Err(e)) => store_status(&e),
+            Err(_) => server_bug(),
         }
     }
 
@@ -411,13 +420,26 @@ impl Host<'_> {
             _ => FlagOp::Replace,
         };
         let flags = store_flags(&action.flags);
-        let (store, mailbox) = (self.service.store.clone(), view.mailbox);
-        let result =
-            match blocking(move || store.store_flags(mailbox, &uids, op, flags, None)).await {
-                Some(Ok(result)) => result,
-                Some(Err(e)) => return store_status(&e),
-                None => return server_bug(),
-            };
+        // Straight to the store's committer: no blocking thread waits for it.
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let queued = self.service.store.store_flags_then(
+            view.mailbox,
+            &uids,
+            op,
+            flags,
+            None,
+            move |result| {
+                let _ = answer.send(result);
+            },
+        );
+        if let Err(e) = queued {
+            return store_status(&e);
+        }
+        let result = match answered.await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => return store_status(&e),
+            Err(_) => return server_bug(),
+        };
         for update in result.updated {
             if update.changed {
                 view.own_flag_change(update.uid, update.modseq, &update.flags);
