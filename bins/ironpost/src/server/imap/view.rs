@@ -708,7 +708,11 @@ mod tests {
             modseq: 10,
             flags: seen.clone(),
         });
-        assert_eq!(flags_of(&v, 2), seen, "held once received, before the report");
+        assert_eq!(
+            flags_of(&v, 2),
+            seen,
+            "held once received, before the report"
+        );
         // Older than what the entry holds now: told, but not applied.
         v.receive(Change::FlagsChanged {
             uid: 2,
