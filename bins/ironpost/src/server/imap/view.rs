@@ -222,20 +222,19 @@ impl View {
             .filter(|&u| u >= first_recent)
             .collect();
         let mut keywords = Keywords::default();
-        let entries = selected
-            .messages
-            .into_iter()
-            .map(|m| {
-                Entry::new(
-                    &mut keywords,
-                    m.uid,
-                    m.modseq,
-                    &m.flags,
-                    m.size,
-                    m.internal_date,
-                )
-            })
-            .collect();
+        // Into a vector of its own size: collecting in place would keep the
+        // larger allocation of the messages read.
+        let mut entries = Vec::with_capacity(selected.messages.len());
+        entries.extend(selected.messages.into_iter().map(|m| {
+            Entry::new(
+                &mut keywords,
+                m.uid,
+                m.modseq,
+                &m.flags,
+                m.size,
+                m.internal_date,
+            )
+        }));
         let mut view = View {
             mailbox: selected.mailbox,
             name: selected.name,
