@@ -811,6 +811,25 @@ impl Store {
         Ok(header)
     }
 
+    /// A message's body and its length: the bytes kept in the database
+    /// (`inline`), else the blob's file.
+    fn body(&self, blob: &BlobId, inline: Option<Vec<u8>>) -> Result<(Body, u64)> {
+        Ok(match inline {
+            Some(bytes) => {
+                let len = bytes.len() as u64;
+                (Body::Inline(Cursor::new(bytes)), len)
+            }
+            None => {
+                let file = self.blobs().open_file(blob)?;
+                let len = file
+                    .metadata()
+                    .map_err(|e| Error::io(self.blobs().path(blob), e))?
+                    .len();
+                (Body::File(file), len)
+            }
+        })
+    }
+
     /// The bytes of one message row for [`Store::read_messages_in`].
     fn message_bytes(
         &self,
@@ -821,20 +840,7 @@ impl Store {
         header_only: bool,
     ) -> Result<Vec<u8>> {
         let blob = BlobId::from_slice(hash)?;
-        let (body, body_size) = match inline {
-            Some(bytes) => {
-                let len = bytes.len() as u64;
-                (Body::Inline(Cursor::new(bytes)), len)
-            }
-            None => {
-                let file = self.blobs().open_file(&blob)?;
-                let len = file
-                    .metadata()
-                    .map_err(|e| Error::io(self.blobs().path(&blob), e))?
-                    .len();
-                (Body::File(file), len)
-            }
-        };
+        let (body, body_size) = self.body(&blob, inline)?;
         if prefix.len() as u64 + body_size != size {
             return Err(Error::BlobCorrupt(blob));
         }
@@ -928,20 +934,7 @@ impl Store {
             })?
             .ok_or(Error::MessageNotFound { mailbox, uid })?;
         let blob = BlobId::from_slice(&hash)?;
-        let (body, body_size) = match inline {
-            Some(bytes) => {
-                let len = bytes.len() as u64;
-                (Body::Inline(Cursor::new(bytes)), len)
-            }
-            None => {
-                let file = self.blobs().open_file(&blob)?;
-                let len = file
-                    .metadata()
-                    .map_err(|e| Error::io(self.blobs().path(&blob), e))?
-                    .len();
-                (Body::File(file), len)
-            }
-        };
+        let (body, body_size) = self.body(&blob, inline)?;
         if prefix.len() as u64 + body_size != size as u64 {
             return Err(Error::BlobCorrupt(blob));
         }
