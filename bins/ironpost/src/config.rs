@@ -174,6 +174,12 @@ pub struct StoreSection {
     /// MiB of message headers kept in memory for IMAP SEARCH and SORT on
     /// header fields. Default 32; 0 keeps none.
     pub header_cache_mib: u32,
+    /// Longest a flag change (IMAP STORE, `\Seen` set by a FETCH) waits
+    /// for its `fsync`, in milliseconds. Default 100; 0 syncs each before
+    /// it is answered. A crash of the process loses none either way; a
+    /// crash of the machine may lose the flag changes of this last span
+    /// (never a message).
+    pub flag_sync_ms: u32,
 }
 
 impl Default for StoreSection {
@@ -182,6 +188,7 @@ impl Default for StoreSection {
             backend: Backend::Sqlite,
             dir: PathBuf::from("store"),
             header_cache_mib: 32,
+            flag_sync_ms: 100,
         }
     }
 }
@@ -493,6 +500,9 @@ fn check_log_level(spec: &str) -> Result<(), String> {
 const MAX_WORKERS: u32 = 256;
 /// The longest grace period of a stop: one hour.
 const MAX_SHUTDOWN: u64 = 3600;
+/// Longest `store.flag_sync_ms`: flag changes a machine crash may lose stay
+/// within seconds.
+const MAX_FLAG_SYNC_MS: u32 = 10_000;
 /// The longest session timeout allowed: one day.
 const MAX_TIMEOUT: u64 = 24 * 3600;
 
@@ -561,6 +571,15 @@ impl Config {
         }
         if self.store.dir.as_os_str().is_empty() {
             return Err(invalid("store.dir", "is empty"));
+        }
+        if self.store.flag_sync_ms > MAX_FLAG_SYNC_MS {
+            return Err(invalid(
+                "store.flag_sync_ms",
+                format!(
+                    "{} is more than {MAX_FLAG_SYNC_MS}",
+                    self.store.flag_sync_ms
+                ),
+            ));
         }
         self.validate_smtp()?;
         self.validate_pop3()?;
@@ -823,6 +842,7 @@ impl Config {
     pub fn store_config(&self) -> StoreConfig {
         let mut config = StoreConfig::new(self.store_dir());
         config.header_cache_bytes = (self.store.header_cache_mib as usize).saturating_mul(1 << 20);
+        config.flag_sync_delay = std::time::Duration::from_millis(self.store.flag_sync_ms.into());
         config
     }
 }
@@ -1030,6 +1050,10 @@ mod tests {
                 "log.level: \"loud\" is not a level",
             ),
             ("[store]\ndir = \"\"\n", "store.dir: is empty"),
+            (
+                "[store]\nflag_sync_ms = 10001\n",
+                "store.flag_sync_ms: 10001 is more than 10000",
+            ),
         ];
         for (text, expected) in cases {
             let config = in_dir(dir.path(), text);

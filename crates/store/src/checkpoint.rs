@@ -336,7 +336,7 @@ mod tests {
     use rusqlite::{OpenFlags, params};
 
     use super::*;
-    use crate::commit::{Committer, Undo};
+    use crate::commit::{Committer, Durability, Undo};
     use crate::error::DbResult;
     use crate::feed::Feed;
     use crate::schema;
@@ -358,6 +358,7 @@ mod tests {
             checkpoint_conn,
             Arc::new(Feed::default()),
             counters.clone(),
+            Duration::ZERO,
         )
         .unwrap();
         (committer, counters)
@@ -383,7 +384,7 @@ mod tests {
             read_only
         });
         committer
-            .write(Undo::Savepoint, |ctx| {
+            .write(Undo::Savepoint, Durability::AtCommit, |ctx| {
                 ctx.conn
                     .execute_batch("CREATE TABLE scratch(n INTEGER PRIMARY KEY, data BLOB)")
                     .db()
@@ -395,7 +396,7 @@ mod tests {
         let mut longest = 0;
         for n in 0..ROWS {
             committer
-                .write(Undo::Savepoint, move |ctx| {
+                .write(Undo::Savepoint, Durability::AtCommit, move |ctx| {
                     ctx.conn
                         .execute(
                             "INSERT INTO scratch(n, data) VALUES (?1, ?2)",

@@ -15,6 +15,19 @@
 //! 2. publishes the batch's changes to the feed, in order;
 //! 3. answers every caller.
 //!
+//! A batch made only of [`Durability::Deferred`] jobs (flag changes)
+//! commits with `synchronous = NORMAL`: no `fsync` at `COMMIT`. Its frames
+//! are in the log, in the operating system's cache: every reader and the
+//! feed see them, and a crash of the process keeps them. They become durable
+//! against a crash of the machine with the next `fsync` of the log: the next
+//! batch that needs one (the log is one file, written in order, so its
+//! `fsync` covers every frame before), a checkpoint, or at the latest the
+//! one this thread makes [`StoreConfig::flag_sync_delay`] after the first
+//! unsynced commit. A batch due after that delay `fsync`s at its commit
+//! whatever its jobs.
+//!
+//! [`StoreConfig::flag_sync_delay`]: crate::StoreConfig::flag_sync_delay
+//!
 //! Bodies a job references are durable before the job is queued (the
 //! calling thread's group sync made the file's bytes and name durable, see
 //! `blob.rs`), or are small bodies the job itself writes into their `blobs`
@@ -32,9 +45,11 @@
 //! is done here and why that keeps the log bounded).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -89,6 +104,19 @@ pub(crate) enum Undo {
     NotNeeded,
 }
 
+/// When a job's writes must be durable against a crash of the machine (a
+/// crash of the process loses nothing committed either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Before the job is answered: its batch's `COMMIT` `fsync`s the log.
+    /// What every write gets unless it says otherwise.
+    AtCommit,
+    /// Within the store's flag sync delay after it is answered (see the
+    /// module doc). For changes whose loss in a power cut costs no mail:
+    /// flags. Treated as [`Durability::AtCommit`] when the delay is zero.
+    Deferred,
+}
+
 /// How a job's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ran {
@@ -99,6 +127,7 @@ enum Ran {
 
 trait Job: Send {
     fn undo(&self) -> Undo;
+    fn durability(&self) -> Durability;
     /// Runs the job (its result is kept for [`Job::finish`]).
     fn run(&mut self, ctx: &mut WriteCtx<'_>) -> Ran;
     fn finish(self: Box<Self>, batch: Result<(), &Error>);
@@ -107,6 +136,7 @@ trait Job: Send {
 struct Typed<R, F> {
     f: Option<F>,
     undo: Undo,
+    durability: Durability,
     result: Option<Result<R>>,
     /// Takes the answer once the batch is durable (or failed), on the
     /// committer thread.
@@ -124,6 +154,10 @@ where
 {
     fn undo(&self) -> Undo {
         self.undo
+    }
+
+    fn durability(&self) -> Durability {
+        self.durability
     }
 
     fn run(&mut self, ctx: &mut WriteCtx<'_>) -> Ran {
@@ -176,17 +210,21 @@ impl Committer {
     /// Starts the committer thread on `conn`, the write connection (set up
     /// with [`crate::schema::configure_writer`]), and the checkpointer thread
     /// on `checkpoint_conn`, a connection of its own to the same database.
+    /// `flag_sync_delay` bounds how long a [`Durability::Deferred`] commit
+    /// waits for its `fsync`.
     pub(crate) fn start(
         conn: Connection,
         checkpoint_conn: Connection,
         feed: Arc<Feed>,
         counters: Arc<Counters>,
+        flag_sync_delay: Duration,
     ) -> Result<Committer> {
         let checkpointer = Checkpointer::start(checkpoint_conn, counters.clone())?;
+        let log = Log::new(&conn, flag_sync_delay);
         let (sender, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("store-commit".into())
-            .spawn(move || run(conn, checkpointer, rx, &feed, &counters))
+            .spawn(move || run(conn, checkpointer, log, rx, &feed, &counters))
             .map_err(|e| Error::io("committer thread", e))?;
         Ok(Committer {
             sender: Some(sender),
@@ -195,8 +233,9 @@ impl Committer {
     }
 
     /// Runs `f` in the next batch and returns its result once the batch is
-    /// durable; `undo` says how its writes are undone if it fails.
-    pub(crate) fn write<R, F>(&self, undo: Undo, f: F) -> Result<R>
+    /// committed (and, as `durability` says, durable); `undo` says how its
+    /// writes are undone if it fails.
+    pub(crate) fn write<R, F>(&self, undo: Undo, durability: Durability, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> Result<R> + Send + 'static,
@@ -204,6 +243,7 @@ impl Committer {
         let (reply, answer) = mpsc::sync_channel(1);
         self.submit(
             undo,
+            durability,
             f,
             Box::new(move |result| {
                 let _ = reply.send(result);
@@ -213,10 +253,17 @@ impl Committer {
     }
 
     /// Queues `f` for the next batch without waiting: `reply` gets its
-    /// result on the committer thread once the batch is durable (after the
-    /// batch's changes are published to the feed). `reply` must not block.
-    /// Fails at once (and `reply` is dropped) when the store is closed.
-    pub(crate) fn submit<R, F>(&self, undo: Undo, f: F, reply: Reply<R>) -> Result<()>
+    /// result on the committer thread once the batch is committed (after
+    /// the batch's changes are published to the feed). `reply` must not
+    /// block. Fails at once (and `reply` is dropped) when the store is
+    /// closed.
+    pub(crate) fn submit<R, F>(
+        &self,
+        undo: Undo,
+        durability: Durability,
+        f: F,
+        reply: Reply<R>,
+    ) -> Result<()>
     where
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> Result<R> + Send + 'static,
@@ -224,6 +271,7 @@ impl Committer {
         let job: Box<dyn Job> = Box::new(Typed {
             f: Some(f),
             undo,
+            durability,
             result: None,
             reply,
         });
@@ -247,11 +295,26 @@ impl Drop for Committer {
 fn run(
     conn: Connection,
     mut checkpointer: Checkpointer,
+    mut log: Log,
     rx: Receiver<Box<dyn Job>>,
     feed: &Feed,
     counters: &Counters,
 ) {
-    while let Ok(first) = rx.recv() {
+    loop {
+        let first = match log.sync_due() {
+            None => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+            Some(due) => match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    log.sync(counters);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -259,8 +322,13 @@ fn run(
                 Err(_) => break,
             }
         }
-        match commit_batch(&conn, &mut batch, counters) {
+        let durability = log.durability(&batch);
+        let committed = log
+            .set(&conn, durability)
+            .and_then(|()| commit_batch(&conn, &mut batch, counters));
+        match committed {
             Ok(changes) => {
+                log.committed(durability, counters);
                 checkpointer.committed();
                 feed.publish(&changes);
                 for job in batch {
@@ -280,9 +348,124 @@ fn run(
         }
     }
     // Stop the checkpointer first: its checkpoint lock would make this
-    // one give up at once. Then leave a small WAL behind for the next open.
+    // one give up at once. Then leave a small WAL behind for the next open
+    // (the checkpoint `fsync`s what is left of the log first).
     drop(checkpointer);
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    if log.sync_due().is_some() {
+        log.sync(counters);
+    }
+}
+
+/// The committer's account of the log's `fsync`s (see the module doc).
+struct Log {
+    /// The log file, `fsync`ed by name when a deferred commit is due.
+    path: Option<PathBuf>,
+    delay: Duration,
+    /// The `synchronous` setting of the write connection.
+    setting: Durability,
+    /// When the first commit not yet `fsync`ed was made (or, after a
+    /// failed `fsync`, the failure).
+    unsynced_since: Option<Instant>,
+    /// The last `fsync` of the log failed: the next batch `fsync`s.
+    failed: bool,
+}
+
+impl Log {
+    fn new(conn: &Connection, delay: Duration) -> Log {
+        // An in-memory database has no log file and nothing to make durable.
+        let path = conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(|p| PathBuf::from(format!("{p}-wal")));
+        Log {
+            delay: if path.is_some() {
+                delay
+            } else {
+                Duration::ZERO
+            },
+            path,
+            setting: Durability::AtCommit,
+            unsynced_since: None,
+            failed: false,
+        }
+    }
+
+    /// When the log must be `fsync`ed, if a commit waits for it.
+    fn sync_due(&self) -> Option<Instant> {
+        self.unsynced_since.map(|since| since + self.delay)
+    }
+
+    /// How `batch` commits: without an `fsync` only if every job allows it
+    /// and no earlier deferred commit is due.
+    fn durability(&self, batch: &[Box<dyn Job>]) -> Durability {
+        let deferred = !self.delay.is_zero()
+            && !self.failed
+            && batch.iter().all(|j| j.durability() == Durability::Deferred)
+            && self.sync_due().is_none_or(|due| Instant::now() < due);
+        if deferred {
+            Durability::Deferred
+        } else {
+            Durability::AtCommit
+        }
+    }
+
+    /// Sets the write connection's `synchronous` for the next commit (it
+    /// cannot change inside a transaction).
+    fn set(&mut self, conn: &Connection, durability: Durability) -> Result<()> {
+        if self.setting != durability {
+            exec(
+                conn,
+                match durability {
+                    Durability::AtCommit => "PRAGMA synchronous = FULL",
+                    Durability::Deferred => "PRAGMA synchronous = NORMAL",
+                },
+            )?;
+            self.setting = durability;
+        }
+        Ok(())
+    }
+
+    fn committed(&mut self, durability: Durability, counters: &Counters) {
+        match durability {
+            // The commit's fsync covers every frame before its own.
+            Durability::AtCommit => {
+                self.unsynced_since = None;
+                self.failed = false;
+            }
+            Durability::Deferred => {
+                counters.deferred_commit();
+                self.unsynced_since.get_or_insert_with(Instant::now);
+            }
+        }
+    }
+
+    /// `fsync`s the log now. A log that is gone was checkpointed whole,
+    /// and every checkpoint `fsync`s the log before it copies it. On a
+    /// failure the next batch `fsync`s at its commit, and this is tried
+    /// again after another delay.
+    fn sync(&mut self, counters: &Counters) {
+        let synced = match &self.path {
+            None => Ok(()),
+            Some(path) => match std::fs::File::open(path) {
+                Ok(file) => file.sync_data(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            },
+        };
+        match synced {
+            Ok(()) => {
+                counters.log_sync();
+                self.unsynced_since = None;
+                self.failed = false;
+            }
+            Err(_) => {
+                counters.checkpoint_error();
+                self.unsynced_since = Some(Instant::now());
+                self.failed = true;
+            }
+        }
+    }
 }
 
 fn commit_batch(
@@ -373,6 +556,7 @@ mod tests {
         let job = Box::new(Typed {
             f: Some(f),
             undo,
+            durability: Durability::AtCommit,
             result: None,
             reply: Box::new(move |result| {
                 let _ = reply.send(result);

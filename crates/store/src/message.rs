@@ -976,7 +976,9 @@ impl Store {
     /// Changes flags (IMAP `STORE`). Each message whose flags change gets a
     /// new modseq. With `unchanged_since` (CONDSTORE), messages modified after
     /// that modseq are left alone and listed in [`FlagsResult::conflicts`].
-    /// UIDs that do not exist are ignored.
+    /// UIDs that do not exist are ignored. Returns once the change is
+    /// committed; it is durable against a crash of the machine within
+    /// [`crate::StoreConfig::flag_sync_delay`].
     pub fn store_flags(
         &self,
         mailbox: MailboxId,
@@ -985,7 +987,7 @@ impl Store {
         flags: Flags,
         unchanged_since: Option<u64>,
     ) -> Result<FlagsResult> {
-        self.write(flags_job(
+        self.write_deferred(flags_job(
             mailbox,
             uids.to_vec(),
             op,
@@ -995,7 +997,7 @@ impl Store {
     }
 
     /// [`Store::store_flags`] without waiting: `done` gets the result once
-    /// the change is durable, on the store's committer thread, after the
+    /// the change is committed, on the store's committer thread, after the
     /// change went out on the feed. `done` must not block (send it on a
     /// channel). For an async host, this saves a blocking thread per call.
     /// Fails at once, without calling `done`, when the store is closed.
@@ -1009,7 +1011,7 @@ impl Store {
         done: impl FnOnce(Result<FlagsResult>) + Send + 'static,
     ) -> Result<()> {
         let job = flags_job(mailbox, uids.to_vec(), op, flags, unchanged_since);
-        self.submit(job, Box::new(done))
+        self.submit_deferred(job, Box::new(done))
     }
 
     /// Removes the messages flagged `\Deleted` (IMAP `EXPUNGE`), only those

@@ -14,6 +14,8 @@ pub(crate) struct Counters {
     checkpoints: AtomicU64,
     rewinds: AtomicU64,
     checkpoint_errors: AtomicU64,
+    deferred_commits: AtomicU64,
+    log_syncs: AtomicU64,
 }
 
 impl Counters {
@@ -50,6 +52,14 @@ impl Counters {
         self.checkpoint_errors.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn deferred_commit(&self) {
+        self.deferred_commits.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn log_sync(&self) {
+        self.log_syncs.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
             dir_fsyncs: self.dir_fsyncs.load(Relaxed),
@@ -61,6 +71,8 @@ impl Counters {
             checkpoints: self.checkpoints.load(Relaxed),
             wal_rewinds: self.rewinds.load(Relaxed),
             checkpoint_errors: self.checkpoint_errors.load(Relaxed),
+            deferred_commits: self.deferred_commits.load(Relaxed),
+            log_syncs: self.log_syncs.load(Relaxed),
         }
     }
 }
@@ -73,9 +85,10 @@ pub struct Stats {
     pub dir_fsyncs: u64,
     /// `syncfs` calls of the group sync (two per batch of bodies).
     pub fs_syncs: u64,
-    /// Write transactions committed. With `synchronous = FULL` in WAL mode
-    /// each commit costs one `fsync` of the WAL (checkpoints, counted apart,
-    /// add their own).
+    /// Write transactions committed. In WAL mode with `synchronous =
+    /// FULL` each commit costs one `fsync` of the WAL, except the
+    /// [`Stats::deferred_commits`] (checkpoints, counted apart, add their
+    /// own).
     pub commits: u64,
     /// Write calls served (each is one savepoint inside some commit).
     pub write_jobs: u64,
@@ -93,16 +106,24 @@ pub struct Stats {
     /// ran between two batches once the log had grown to its rewind point
     /// (made or held up by readers alike).
     pub wal_rewinds: u64,
-    /// Checkpoints (either kind) that failed. A failed checkpoint fails no
-    /// write; it is tried again later.
+    /// Checkpoints (either kind) and timed `fsync`s of the WAL that
+    /// failed. A failed checkpoint fails no write; it is tried again later.
+    /// After a failed `fsync` the next commit `fsync`s.
     pub checkpoint_errors: u64,
+    /// Commits made without an `fsync` of the WAL: batches of flag changes
+    /// only, durable within [`crate::StoreConfig::flag_sync_delay`].
+    pub deferred_commits: u64,
+    /// `fsync`s of the WAL the committer made for deferred commits that no
+    /// later commit had `fsync`ed within the delay.
+    pub log_syncs: u64,
 }
 
 impl Stats {
-    /// Syncs the store asked for: directory `fsync`s, `syncfs` calls, and
-    /// commits (one WAL `fsync` each).
+    /// Syncs the store asked for: directory `fsync`s, `syncfs` calls,
+    /// commits (one WAL `fsync` each, deferred ones none) and timed `fsync`s
+    /// of the WAL.
     pub fn fsyncs(&self) -> u64 {
-        self.dir_fsyncs + self.fs_syncs + self.commits
+        self.dir_fsyncs + self.fs_syncs + self.commits - self.deferred_commits + self.log_syncs
     }
 
     /// The counters accumulated since `earlier`.
@@ -117,6 +138,8 @@ impl Stats {
             checkpoints: self.checkpoints - earlier.checkpoints,
             wal_rewinds: self.wal_rewinds - earlier.wal_rewinds,
             checkpoint_errors: self.checkpoint_errors - earlier.checkpoint_errors,
+            deferred_commits: self.deferred_commits - earlier.deferred_commits,
+            log_syncs: self.log_syncs - earlier.log_syncs,
         }
     }
 }

@@ -9,7 +9,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::blob::BlobStore;
-use crate::commit::{Committer, Undo, WriteCtx};
+use crate::commit::{Committer, Durability, Undo, WriteCtx};
 use crate::error::{DbResult, Error, Result};
 use crate::feed::{Change, Feed, FeedHandle, Subscription};
 use crate::header_cache::HeaderCache;
@@ -56,6 +56,15 @@ pub struct StoreConfig {
     /// ([`Store::read_messages_in`]: IMAP SEARCH and SORT on header fields),
     /// shared by every reader (default 32 MiB; 0 keeps none).
     pub header_cache_bytes: usize,
+    /// Longest a flag change waits for its `fsync` (default 100 ms). A
+    /// flag change ([`Store::store_flags`]) is answered once committed:
+    /// every reader sees it and a crash of the process keeps it. Its `fsync`
+    /// of the WAL comes with the next write that needs one or, at the
+    /// latest, this long after, so a crash of the machine loses at most
+    /// this much of flag changes (never a message: appends, deliveries,
+    /// copies, moves and expunges `fsync` before they are answered). Zero
+    /// `fsync`s every flag change before it is answered.
+    pub flag_sync_delay: Duration,
 }
 
 impl StoreConfig {
@@ -70,6 +79,7 @@ impl StoreConfig {
             inline_body_max: 64 * 1024,
             password: PasswordParams::default(),
             header_cache_bytes: 32 * 1024 * 1024,
+            flag_sync_delay: Duration::from_millis(100),
         }
     }
 }
@@ -127,7 +137,13 @@ impl Store {
             .min_idle(Some(1))
             .build(manager)
             .db()?;
-        let committer = Committer::start(conn, checkpoint_conn, feed.clone(), counters.clone())?;
+        let committer = Committer::start(
+            conn,
+            checkpoint_conn,
+            feed.clone(),
+            counters.clone(),
+            config.flag_sync_delay,
+        )?;
         // Refuse bad argon2 parameters now rather than at the first login.
         password::hasher(config.password)?;
         let dummy_hash = OnceLock::new();
@@ -211,7 +227,9 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> Result<R> + Send + 'static,
     {
-        self.inner.committer.write(Undo::Savepoint, f)
+        self.inner
+            .committer
+            .write(Undo::Savepoint, Durability::AtCommit, f)
     }
 
     /// [`Store::write`] without waiting: `reply` gets the result on the
@@ -221,7 +239,36 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> Result<R> + Send + 'static,
     {
-        self.inner.committer.submit(Undo::Savepoint, f, reply)
+        self.inner
+            .committer
+            .submit(Undo::Savepoint, Durability::AtCommit, f, reply)
+    }
+
+    /// [`Store::write`] for a change that may wait for its `fsync` (see
+    /// [`Durability::Deferred`]): returns once it is committed.
+    pub(crate) fn write_deferred<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<R> + Send + 'static,
+    {
+        self.inner
+            .committer
+            .write(Undo::Savepoint, Durability::Deferred, f)
+    }
+
+    /// [`Store::write_deferred`] without waiting, as [`Store::submit`].
+    pub(crate) fn submit_deferred<R, F>(
+        &self,
+        f: F,
+        reply: Box<dyn FnOnce(Result<R>) + Send>,
+    ) -> Result<()>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<R> + Send + 'static,
+    {
+        self.inner
+            .committer
+            .submit(Undo::Savepoint, Durability::Deferred, f, reply)
     }
 
     /// [`Store::write`] for a job that leaves nothing harmful behind when it
@@ -232,7 +279,9 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> Result<R> + Send + 'static,
     {
-        self.inner.committer.write(Undo::NotNeeded, f)
+        self.inner
+            .committer
+            .write(Undo::NotNeeded, Durability::AtCommit, f)
     }
 
     pub(crate) fn password_params(&self) -> PasswordParams {

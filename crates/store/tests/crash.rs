@@ -6,6 +6,10 @@
 //! store is reopened: every append the child saw return `Ok` must be there
 //! with its exact bytes and kept where its size says, no message row may
 //! point at a missing or short body, quota must add up, and UIDs keep growing.
+//! Every third append is also flagged before it is acknowledged: flag
+//! changes commit without waiting for their `fsync`
+//! ([`StoreConfig::flag_sync_delay`]), and a crash of the process must not
+//! lose them either.
 //!
 //! The child is this same test executable, run with `crash_child` as the
 //! test filter and the store directory in an environment variable.
@@ -17,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ironpost_store::{BlobId, Flags, Store, StoreConfig};
+use ironpost_store::{BlobId, Flag, FlagOp, Flags, Store, StoreConfig};
 
 const CHILD_ENV: &str = "IRONPOST_STORE_CRASH_CHILD";
 const RUNS: u32 = 20;
@@ -31,6 +35,11 @@ fn inline_max() -> usize {
 /// Whether the `i`-th append of a writer has a body small enough to be kept inline.
 fn small(i: u32) -> bool {
     i.is_multiple_of(2)
+}
+
+/// Whether the `i`-th append of a writer is flagged before it is acknowledged.
+fn flagged(i: u32) -> bool {
+    i.is_multiple_of(3)
 }
 
 /// The body of the `i`-th append of `writer` in `run`, known to both sides:
@@ -75,6 +84,12 @@ fn crash_child() {
                     let appended = store
                         .append(inbox, &body(run, w, i), Flags::new(), None)
                         .unwrap();
+                    if flagged(i) {
+                        let flags: Flags = [Flag::Flagged].into_iter().collect();
+                        store
+                            .store_flags(inbox, &[appended.uid], FlagOp::Add, flags, None)
+                            .unwrap();
+                    }
                     let mut out = std::io::stdout().lock();
                     writeln!(out, "ACK {w} {i} {}", appended.uid).unwrap();
                     out.flush().unwrap();
@@ -178,6 +193,14 @@ fn acknowledged_appends_survive_sigkill() {
         let report = store.check().unwrap();
         assert!(report.is_clean(), "run {run}: {report:?}");
         let messages = store.messages(inbox).unwrap();
+        for &(_, _, i, uid) in &acked {
+            let m = messages.iter().find(|m| m.uid == uid).unwrap();
+            assert_eq!(
+                m.flags.contains(&Flag::Flagged),
+                flagged(i),
+                "run {run}: UID {uid} has lost or gained its flag"
+            );
+        }
         let run_max = acked
             .iter()
             .filter(|a| a.0 == run)

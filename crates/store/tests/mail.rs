@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ironpost_store::{
     Change, Error, Flag, FlagOp, Flags, SpecialUse, Store, StoreConfig, pop3_uidl,
@@ -508,6 +508,56 @@ fn many_messages_read_through_one_statement() {
 
 /// `store_flags_then` and `expunge_then` answer through their callback once
 /// the change is committed, after the change went out on the feed.
+/// A flag change commits without an `fsync` of the WAL; the committer
+/// `fsync`s it within the delay unless a write that `fsync`s comes first;
+/// a delay of zero `fsync`s each one at its commit.
+#[test]
+fn flag_changes_are_synced_within_the_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let delay = Duration::from_millis(500);
+    let store = common::open_with(dir.path(), |c| c.flag_sync_delay = delay);
+    let a = common::account(&store, "a@example.com");
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().id;
+    let body = b"Subject: x\r\n\r\nx\r\n";
+    let uid = store.append(inbox, body, Flags::new(), None).unwrap().uid;
+    let flag = |store: &Store, op| {
+        store
+            .store_flags(inbox, &[uid], op, flags(&[Flag::Flagged]), None)
+            .unwrap()
+    };
+
+    let before = store.stats();
+    flag(&store, FlagOp::Add);
+    let now = store.stats().since(&before);
+    assert_eq!((now.commits, now.deferred_commits), (1, 1));
+    assert_eq!(now.fsyncs(), 0);
+    let start = Instant::now();
+    while store.stats().since(&before).log_syncs == 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "never synced");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(store.stats().since(&before).fsyncs(), 1);
+
+    // The append's fsync covers the flag change before it.
+    let before = store.stats();
+    flag(&store, FlagOp::Remove);
+    store.append(inbox, body, Flags::new(), None).unwrap();
+    std::thread::sleep(delay * 3);
+    let now = store.stats().since(&before);
+    assert_eq!(
+        (now.commits, now.deferred_commits, now.log_syncs),
+        (2, 1, 0)
+    );
+    drop(store);
+
+    let store = common::open_with(dir.path(), |c| c.flag_sync_delay = Duration::ZERO);
+    assert_eq!(store.message(inbox, uid).unwrap().flags, Flags::new());
+    let before = store.stats();
+    flag(&store, FlagOp::Add);
+    let now = store.stats().since(&before);
+    assert_eq!((now.commits, now.deferred_commits, now.fsyncs()), (1, 0, 1));
+}
+
 #[test]
 fn flag_changes_can_be_answered_through_a_callback() {
     let dir = tempfile::tempdir().unwrap();
