@@ -97,9 +97,14 @@ pub struct AccountUpdate {
     pub last_name: Option<String>,
 }
 
-const ACCOUNT_COLUMNS: &str = "a.id, a.domain_id, a.display_local || '@' || d.name, a.enabled,
+/// The columns [`row_to_account`] reads, as a literal for `concat!`.
+macro_rules! account_columns {
+    () => {
+        "a.id, a.domain_id, a.display_local || '@' || d.name, a.enabled,
     a.admin_level, a.quota_bytes, a.used_bytes, a.first_name, a.last_name, a.last_logon,
-    a.created, a.password_hash";
+    a.created, a.password_hash"
+    };
+}
 
 fn row_to_account(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Account, i64, String)> {
     Ok((
@@ -135,11 +140,13 @@ pub(crate) fn find_account(
     let Some(domain) = find_domain(conn, address.domain())? else {
         return Ok(None);
     };
-    let sql = format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM accounts a JOIN domains d ON d.id = a.domain_id
+    let sql = concat!(
+        "SELECT ",
+        account_columns!(),
+        " FROM accounts a JOIN domains d ON d.id = a.domain_id
          WHERE a.domain_id = ?1 AND a.local_part = ?2"
     );
-    conn.prepare_cached(&sql)
+    conn.prepare_cached(sql)
         .db()?
         .query_row(params![domain.id.0, address.local_key()], row_to_account)
         .optional()
@@ -156,11 +163,13 @@ pub(crate) fn get_account(conn: &Connection, address: &str) -> Result<Account> {
 }
 
 pub(crate) fn account_by_id(conn: &Connection, id: AccountId) -> Result<Account> {
-    let sql = format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM accounts a JOIN domains d ON d.id = a.domain_id
+    let sql = concat!(
+        "SELECT ",
+        account_columns!(),
+        " FROM accounts a JOIN domains d ON d.id = a.domain_id
          WHERE a.id = ?1"
     );
-    conn.prepare_cached(&sql)
+    conn.prepare_cached(sql)
         .db()?
         .query_row([id.0], row_to_account)
         .optional()
@@ -231,11 +240,13 @@ impl Store {
             let domain_id = domain
                 .map(|d| get_domain(c, d).map(|d| d.id.0))
                 .transpose()?;
-            let sql = format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts a JOIN domains d ON d.id = a.domain_id
+            let sql = concat!(
+                "SELECT ",
+                account_columns!(),
+                " FROM accounts a JOIN domains d ON d.id = a.domain_id
                  WHERE ?1 IS NULL OR a.domain_id = ?1 ORDER BY d.name, a.local_part"
             );
-            let mut stmt = c.prepare(&sql).db()?;
+            let mut stmt = c.prepare(sql).db()?;
             let rows = stmt.query_map([domain_id], row_to_account).db()?;
             rows.map(|r| r.db().and_then(finish).map(|(a, _)| a))
                 .collect()

@@ -62,9 +62,14 @@ pub struct DomainUpdate {
     pub limits: Option<DomainLimits>,
 }
 
-const DOMAIN_COLUMNS: &str = "id, name, enabled, catch_all, plus_separator, greylisting,
+/// The columns [`row_to_domain`] reads, as a literal for `concat!`.
+macro_rules! domain_columns {
+    () => {
+        "id, name, enabled, catch_all, plus_separator, greylisting,
     max_total_size, max_message_size, max_account_size, max_accounts, max_aliases, max_lists,
-    created";
+    created"
+    };
+}
 
 fn opt_u64(v: Option<i64>) -> Option<u64> {
     v.map(|v| v.max(0) as u64)
@@ -98,12 +103,14 @@ fn row_to_domain(r: &rusqlite::Row<'_>) -> rusqlite::Result<Domain> {
 
 /// The domain named `name` or having `name` as a domain alias.
 pub(crate) fn find_domain(conn: &Connection, name: &str) -> Result<Option<Domain>> {
-    let sql = format!(
-        "SELECT {DOMAIN_COLUMNS} FROM domains WHERE name = ?1
+    let sql = concat!(
+        "SELECT ",
+        domain_columns!(),
+        " FROM domains WHERE name = ?1
          OR id = (SELECT domain_id FROM domain_aliases WHERE name = ?1)"
     );
     let domain = conn
-        .prepare_cached(&sql)
+        .prepare_cached(sql)
         .db()?
         .query_row([name], row_to_domain)
         .optional()
@@ -241,8 +248,10 @@ impl Store {
     pub fn domains(&self) -> Result<Vec<Domain>> {
         self.read(|c| {
             let mut stmt = c
-                .prepare(&format!(
-                    "SELECT {DOMAIN_COLUMNS} FROM domains ORDER BY name"
+                .prepare(concat!(
+                    "SELECT ",
+                    domain_columns!(),
+                    " FROM domains ORDER BY name"
                 ))
                 .db()?;
             let rows = stmt.query_map([], row_to_domain).db()?;

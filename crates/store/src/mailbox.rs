@@ -11,6 +11,7 @@ use crate::Store;
 use crate::commit::WriteCtx;
 use crate::error::{DbResult, Error, Result};
 use crate::feed::Change;
+use crate::store::Snapshot;
 use crate::types::{AccountId, MailboxId, SpecialUse, now};
 
 /// A mailbox.
@@ -51,8 +52,12 @@ pub struct MailboxStatus {
     pub size: u64,
 }
 
-const MAILBOX_COLUMNS: &str =
-    "id, account_id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq";
+/// The columns [`row_to_mailbox`] reads, as a literal for `concat!`.
+macro_rules! mailbox_columns {
+    () => {
+        "id, account_id, name, special_use, subscribed, uidvalidity, uidnext, highest_modseq"
+    };
+}
 
 fn row_to_mailbox(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
     let special: Option<String> = r.get(3)?;
@@ -69,8 +74,10 @@ fn row_to_mailbox(r: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
 }
 
 pub(crate) fn load_mailbox(conn: &Connection, id: MailboxId) -> Result<Mailbox> {
-    conn.prepare_cached(&format!(
-        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?1"
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        mailbox_columns!(),
+        " FROM mailboxes WHERE id = ?1"
     ))
     .db()?
     .query_row([id.0], row_to_mailbox)
@@ -80,8 +87,10 @@ pub(crate) fn load_mailbox(conn: &Connection, id: MailboxId) -> Result<Mailbox> 
 }
 
 fn find_mailbox(conn: &Connection, account: AccountId, name: &str) -> Result<Option<Mailbox>> {
-    conn.prepare_cached(&format!(
-        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ?1 AND name = ?2"
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        mailbox_columns!(),
+        " FROM mailboxes WHERE account_id = ?1 AND name = ?2"
     ))
     .db()?
     .query_row(params![account.0, name], row_to_mailbox)
@@ -173,8 +182,10 @@ impl Store {
     pub fn mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
         self.read(|c| {
             let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = ?1 ORDER BY name"
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    mailbox_columns!(),
+                    " FROM mailboxes WHERE account_id = ?1 ORDER BY name"
                 ))
                 .db()?;
             let rows = stmt.query_map([account.0], row_to_mailbox).db()?;
@@ -196,7 +207,7 @@ impl Store {
     /// A mailbox with its message counts.
     pub fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
         self.read(|c| {
-            let tx = c.unchecked_transaction().db()?;
+            let tx = Snapshot::begin(c)?;
             let mailbox = load_mailbox(&tx, id)?;
             let (messages, unseen, deleted, size): (i64, i64, i64, i64) = tx
                 .prepare_cached(

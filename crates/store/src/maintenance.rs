@@ -8,6 +8,7 @@ use rusqlite::params;
 use crate::Store;
 use crate::blob::BlobId;
 use crate::error::{DbResult, Error, Result};
+use crate::store::Snapshot;
 use crate::types::{AccountId, MailboxId};
 
 /// What [`Store::collect_garbage`] removed.
@@ -157,7 +158,7 @@ impl Store {
     pub fn check(&self) -> Result<CheckReport> {
         let blobs = self.blobs().clone();
         self.read(|c| {
-            let tx = c.unchecked_transaction().db()?;
+            let tx = Snapshot::begin(c)?;
             let mut report = CheckReport::default();
             {
                 let mut stmt = tx

@@ -29,6 +29,7 @@ use crate::error::{DbResult, Error, Result};
 use crate::feed::Change;
 use crate::mailbox::{Mailbox, load_mailbox};
 use crate::reader::{Body, MessageReader};
+use crate::store::Snapshot;
 use crate::types::{FlagOp, Flags, MailboxId, Timestamp, flags_from_db, flags_to_db, now};
 
 /// A message's index entry.
@@ -101,8 +102,12 @@ pub struct FlagsResult {
     pub conflicts: Vec<u32>,
 }
 
-const MESSAGE_COLUMNS: &str =
-    "mailbox_id, uid, modseq, flags, keywords, internal_date, size, blob, length(prefix)";
+/// The columns [`row_to_message`] reads, as a literal for `concat!`.
+macro_rules! message_columns {
+    () => {
+        "mailbox_id, uid, modseq, flags, keywords, internal_date, size, blob, length(prefix)"
+    };
+}
 
 fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Message, Vec<u8>)> {
     let bits: i64 = r.get(3)?;
@@ -129,8 +134,10 @@ fn finish(row: (Message, Vec<u8>)) -> Result<Message> {
 }
 
 fn get_message(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<Option<Message>> {
-    conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ?1 AND uid = ?2"
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE mailbox_id = ?1 AND uid = ?2"
     ))
     .db()?
     .query_row(params![mailbox.0, uid], row_to_message)
@@ -672,8 +679,10 @@ impl Store {
         self.read(|c| {
             load_mailbox(c, mailbox)?;
             let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ?1 ORDER BY uid"
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    message_columns!(),
+                    " FROM messages WHERE mailbox_id = ?1 ORDER BY uid"
                 ))
                 .db()?;
             let rows = stmt.query_map([mailbox.0], row_to_message).db()?;
@@ -694,11 +703,13 @@ impl Store {
     /// is [`Error::NoSuchMailbox`], as for [`Store::messages`].
     pub fn messages_in(&self, mailbox: MailboxId, uids: &[(u32, u32)]) -> Result<Vec<Message>> {
         self.read(|c| {
-            let tx = c.unchecked_transaction().db()?;
+            let tx = Snapshot::begin(c)?;
             load_mailbox(&tx, mailbox)?;
             let mut stmt = tx
-                .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    message_columns!(),
+                    " FROM messages
                      WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 ORDER BY uid"
                 ))
                 .db()?;
@@ -750,7 +761,7 @@ impl Store {
              WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
         };
         self.read(|c| {
-            let tx = c.unchecked_transaction().db()?;
+            let tx = Snapshot::begin(c)?;
             load_mailbox(&tx, mailbox)?;
             let mut stmt = tx.prepare_cached(sql).db()?;
             let mut handle: Option<rusqlite::blob::Blob<'_>> = None;
@@ -880,14 +891,12 @@ impl Store {
         modseq: u64,
     ) -> Result<(Vec<Message>, Vec<u32>)> {
         self.read(|c| {
-            let tx = c.unchecked_transaction().db()?;
+            let tx = Snapshot::begin(c)?;
             load_mailbox(&tx, mailbox)?;
             let changed = {
                 let mut stmt = tx
-                    .prepare_cached(&format!(
-                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ?1 AND modseq > ?2
-                         ORDER BY uid"
-                    ))
+                    .prepare_cached(concat!("SELECT ", message_columns!(), " FROM messages WHERE mailbox_id = ?1 AND modseq > ?2
+                         ORDER BY uid"))
                     .db()?;
                 let rows = stmt
                     .query_map(params![mailbox.0, modseq as i64], row_to_message)

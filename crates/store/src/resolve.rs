@@ -28,6 +28,7 @@ use crate::Store;
 use crate::domain::{Domain, find_domain};
 use crate::error::{DbResult, ResolveError};
 use crate::list::list_by_id;
+use crate::store::Snapshot;
 use crate::types::{AccountId, Address, ListMode, MailboxId};
 
 /// Who is sending: what list posting rules look at.
@@ -122,7 +123,7 @@ impl Store {
         let max_depth = self.config().max_forward_depth;
         self.read(|conn| {
             // One snapshot for the whole walk.
-            let tx = conn.unchecked_transaction().db()?;
+            let tx = Snapshot::begin(conn)?;
             let mut r = Resolver {
                 conn: &tx,
                 sender,

@@ -214,7 +214,8 @@ impl Store {
         self.inner.feed.register(mailbox, Box::new(f))
     }
 
-    /// Runs `f` on a pooled read connection (a consistent snapshot).
+    /// Runs `f` on a pooled read connection (each statement a consistent
+    /// snapshot; [`Snapshot`] makes one for several).
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         let conn = self.inner.pool.get().db()?;
         f(&conn)
@@ -332,4 +333,44 @@ fn init_meta(conn: &Connection, wanted: char) -> Result<char> {
         .db()?;
     }
     Ok(delimiter)
+}
+
+/// A read transaction on a connection: every statement run through it sees
+/// the same snapshot of the database. Begun and ended with cached
+/// statements (rusqlite's `Transaction` parses `BEGIN` and `ROLLBACK` anew
+/// each time, a tenth of a one-message read). Ended when dropped, on every
+/// path out, a failure or a panic included: a pooled connection left
+/// holding a snapshot would keep every checkpoint from copying past it.
+pub(crate) struct Snapshot<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> Snapshot<'c> {
+    pub(crate) fn begin(conn: &'c Connection) -> Result<Snapshot<'c>> {
+        conn.prepare_cached("BEGIN").db()?.execute([]).db()?;
+        Ok(Snapshot { conn })
+    }
+}
+
+impl std::ops::Deref for Snapshot<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for Snapshot<'_> {
+    fn drop(&mut self) {
+        if !self.conn.is_autocommit() {
+            let ended = self
+                .conn
+                .prepare_cached("ROLLBACK")
+                .and_then(|mut s| s.execute([]));
+            // Should that fail, the parsed form can still end it.
+            if ended.is_err() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+        }
+    }
 }
