@@ -21,13 +21,17 @@ pub fn charset_to_utf8(charset: &[u8], bytes: &[u8]) -> String {
 /// unfolds it and decodes RFC 2047 encoded words; 8-bit bytes are read as
 /// UTF-8.
 pub fn decode_text(raw_value: &[u8]) -> String {
-    plain_text(raw_value).unwrap_or_else(|| parse_text(raw_value))
+    match plain_value(raw_value) {
+        // Printable ASCII: valid UTF-8 as it is.
+        Some(plain) => String::from_utf8_lossy(plain).into_owned(),
+        None => parse_text(raw_value),
+    }
 }
 
 /// A value with nothing to decode or unfold (printable ASCII and tabs on one
-/// line, no `=?`) reads as itself without the blanks at either end: what
-/// [`parse_text`] makes of it, without building a header block to parse.
-fn plain_text(raw_value: &[u8]) -> Option<String> {
+/// line, no `=?`, not all blank) without the blanks at either end: what
+/// [`decode_text`] makes of it, borrowed. `None` for any other value.
+pub fn plain_value(raw_value: &[u8]) -> Option<&[u8]> {
     let plain = raw_value
         .iter()
         .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
@@ -38,7 +42,7 @@ fn plain_text(raw_value: &[u8]) -> Option<String> {
     let blank = |b: &u8| *b == b' ' || *b == b'\t';
     let start = raw_value.iter().position(|b| !blank(b))?;
     let end = raw_value.iter().rposition(|b| !blank(b))?;
-    Some(String::from_utf8_lossy(&raw_value[start..=end]).into_owned())
+    Some(&raw_value[start..=end])
 }
 
 fn parse_text(raw_value: &[u8]) -> String {
@@ -296,8 +300,8 @@ mod tests {
             value in proptest::collection::vec(
                 proptest::sample::select(b" \t\tax=?(\"\\;<>,:@.".to_vec()), 0..40)
         ) {
-            if let Some(fast) = plain_text(&value) {
-                prop_assert_eq!(fast, parse_text(&value));
+            if let Some(fast) = plain_value(&value) {
+                prop_assert_eq!(String::from_utf8_lossy(fast), parse_text(&value));
             } else {
                 prop_assert!(value.windows(2).any(|w| w == b"=?") || value.iter().all(|&b| b == b' ' || b == b'\t'));
             }

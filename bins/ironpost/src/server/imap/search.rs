@@ -12,7 +12,7 @@ use std::cell::OnceCell;
 use std::cmp::Ordering;
 
 use ironpost_imap_proto::types::{AString, Atom, Date, SearchKey, SortCriterion, SortKey};
-use ironpost_mime::decode::{decode_text, parse_date};
+use ironpost_mime::decode::{decode_text, parse_date, plain_value};
 use ironpost_mime::header::{HeaderField, parse_block};
 use ironpost_mime::{Address, Envelope, Message, PartKind};
 use ironpost_store::Flag;
@@ -186,10 +186,15 @@ impl<'a> Searched<'a> {
             .iter()
             .filter(|field| field.name(raw).eq_ignore_ascii_case(name))
             .any(|field| {
-                needle.is_empty()
-                    || decode_text(&field.value(raw))
-                        .to_lowercase()
-                        .contains(&needle)
+                let value = field.value(raw);
+                match plain_value(&value) {
+                    // Most values: ASCII with nothing to decode, which
+                    // lower-cases byte by byte, so no decoded copy is made.
+                    Some(plain) if needle.is_ascii() => {
+                        contains_ignore_ascii_case(plain, needle.as_bytes())
+                    }
+                    _ => needle.is_empty() || decode_text(&value).to_lowercase().contains(&needle),
+                }
             })
     }
 
@@ -278,6 +283,14 @@ impl<'a> Searched<'a> {
 }
 
 /// A search string in lower case (its bytes read as UTF-8).
+/// Whether `haystack` contains `needle` (lower case ASCII) in any case.
+fn contains_ignore_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || haystack
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
 fn folded(s: &AString) -> String {
     String::from_utf8_lossy(s.as_bytes()).to_lowercase()
 }
@@ -691,6 +704,25 @@ PHA+TmVzdGVkIEhUTUw8L3A+\r\n\
             ("HEADER X-SPAM-FLAG no", false),
             ("HEADER Message-ID inner", false),
         ]);
+    }
+
+    /// Plain ASCII values are matched without decoding; what they match is
+    /// what the decoded, lower-cased value would.
+    #[test]
+    fn plain_values_match_in_any_case() {
+        let raw = b"Subject:  Know the Plan \r\nX-Tab:\tA\tb\r\n\r\n";
+        for (criteria, expected) in [
+            ("SUBJECT \"know THE plan\"", true),
+            ("SUBJECT \"w the p\"", true),
+            ("SUBJECT \"plan  \"", false),
+            ("SUBJECT \"the plans\"", false),
+            // KELVIN SIGN lower-cases to an ASCII k.
+            ("SUBJECT \"\u{212A}now\"", true),
+            ("SUBJECT \"kn\u{f6}w\"", false),
+            ("HEADER X-Tab \"a\tB\"", true),
+        ] {
+            assert_eq!(hit_with(&meta(), raw, criteria), expected, "{criteria}");
+        }
     }
 
     #[test]
