@@ -20,6 +20,7 @@
 
 use std::io::{Cursor, Read};
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Store;
@@ -109,27 +110,37 @@ macro_rules! message_columns {
     };
 }
 
-fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Message, Vec<u8>)> {
+/// A message row as [`message_columns`] lists it, with its blob hash
+/// checked apart (by [`finish`]), so that a bad hash is reported as
+/// corruption. Text and hash are read in place, not copied out.
+fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Message, Result<BlobId>)> {
     let bits: i64 = r.get(3)?;
-    let keywords: String = r.get(4)?;
+    let keywords = match r.get_ref(4)? {
+        ValueRef::Text(text) => std::str::from_utf8(text).map_err(rusqlite::Error::Utf8Error)?,
+        _ => "",
+    };
+    let blob = match r.get_ref(7)? {
+        ValueRef::Blob(hash) => BlobId::from_slice(hash),
+        _ => BlobId::from_slice(&[]),
+    };
     Ok((
         Message {
             mailbox: MailboxId(r.get(0)?),
             uid: r.get::<_, i64>(1)? as u32,
             modseq: r.get::<_, i64>(2)? as u64,
-            flags: flags_from_db(bits, &keywords),
+            flags: flags_from_db(bits, keywords),
             internal_date: r.get(5)?,
             size: r.get::<_, i64>(6)? as u64,
             prefix_len: r.get::<_, i64>(8)? as u64,
             blob: BlobId([0; 32]),
         },
-        r.get(7)?,
+        blob,
     ))
 }
 
-fn finish(row: (Message, Vec<u8>)) -> Result<Message> {
-    let (mut m, hash) = row;
-    m.blob = BlobId::from_slice(&hash)?;
+fn finish(row: (Message, Result<BlobId>)) -> Result<Message> {
+    let (mut m, blob) = row;
+    m.blob = blob?;
     Ok(m)
 }
 
@@ -770,13 +781,13 @@ impl Store {
                 while let Some(row) = rows.next().db()? {
                     let uid = row.get::<_, i64>(0).db()? as u32;
                     let prefix: Vec<u8> = row.get(1).db()?;
-                    let hash: Vec<u8> = row.get(2).db()?;
+                    let hash = row.get_ref(2).db()?.as_blob().unwrap_or_default();
                     let size = row.get::<_, i64>(3).db()? as u64;
                     let bytes = if header_only {
-                        self.header(&tx, &mut handle, prefix, &hash, size)
+                        self.header(&tx, &mut handle, prefix, hash, size)
                     } else {
                         let inline: Option<Vec<u8>> = row.get(4).db()?;
-                        self.message_bytes(prefix, &hash, size, inline, false)
+                        self.message_bytes(prefix, hash, size, inline, false)
                     };
                     if !f(uid, bytes) {
                         return Ok(());
@@ -851,6 +862,17 @@ impl Store {
         header_only: bool,
     ) -> Result<Vec<u8>> {
         let blob = BlobId::from_slice(hash)?;
+        if let (false, Some(body)) = (header_only, &inline) {
+            // Kept inline and read whole: the bytes are here already.
+            if (prefix.len() + body.len()) as u64 != size {
+                return Err(Error::BlobCorrupt(blob));
+            }
+            return Ok(if prefix.is_empty() {
+                inline.unwrap_or_default()
+            } else {
+                [prefix.as_slice(), body].concat()
+            });
+        }
         let (body, body_size) = self.body(&blob, inline)?;
         if prefix.len() as u64 + body_size != size {
             return Err(Error::BlobCorrupt(blob));

@@ -392,6 +392,37 @@ fn a_missing_or_corrupt_body_affects_only_its_message() {
     store.append(inbox, b"fourth", Flags::new(), None).unwrap();
 }
 
+/// A body kept inline whose bytes no longer match its row's size is
+/// reported for that message alone when messages are read whole.
+#[test]
+fn a_corrupt_inline_body_affects_only_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path());
+    let a = common::account(&store, "a@example.com");
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().id;
+    store.append(inbox, b"first", Flags::new(), None).unwrap();
+    store.append(inbox, b"second", Flags::new(), None).unwrap();
+    let m1 = store.message(inbox, 1).unwrap();
+    let raw = rusqlite::Connection::open(dir.path().join("store.db")).unwrap();
+    raw.execute(
+        "UPDATE blob_data SET data = X'6669' WHERE hash = ?1",
+        [m1.blob.0.as_slice()],
+    )
+    .unwrap();
+    let mut read = Vec::new();
+    store
+        .read_messages_in(inbox, &[(1, 2)], false, |uid, bytes| {
+            read.push((uid, bytes));
+            true
+        })
+        .unwrap();
+    assert!(
+        matches!(read[0], (1, Err(Error::BlobCorrupt(_)))),
+        "{read:?}"
+    );
+    assert!(matches!(&read[1], (2, Ok(b)) if b == b"second"), "{read:?}");
+}
+
 #[test]
 fn online_backup() {
     let dir = tempfile::tempdir().unwrap();
