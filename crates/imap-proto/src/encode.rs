@@ -33,7 +33,7 @@ pub fn string(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Writes a literal: `{n}` CRLF and the octets.
 pub fn literal(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(format!("{{{}}}\r\n", bytes.len()).as_bytes());
+    put!(out, "{{{}}}\r\n", bytes.len());
     out.extend_from_slice(bytes);
 }
 
@@ -90,7 +90,9 @@ pub fn sequence_set(out: &mut Vec<u8>, set: &SequenceSet) {
 
 /// Writes a `flag`.
 pub fn flag(out: &mut Vec<u8>, f: &Flag) {
-    out.extend_from_slice(f.to_wire().as_bytes());
+    let (backslash, name) = f.wire_parts();
+    out.extend_from_slice(backslash.as_bytes());
+    out.extend_from_slice(name.as_bytes());
 }
 
 /// Writes flags separated by SP, in parentheses.
@@ -115,7 +117,7 @@ pub fn flag_perm(out: &mut Vec<u8>, f: &PermanentFlag) {
 
 /// Writes a `date` (`d-Mon-yyyy`).
 pub fn date(out: &mut Vec<u8>, d: &Date) {
-    out.extend_from_slice(format!("{}-{}-{:04}", d.day(), d.month_name(), d.year()).as_bytes());
+    put!(out, "{}-{}-{:04}", d.day(), d.month_name(), d.year());
 }
 
 /// Writes a `date-time` (`"dd-Mon-yyyy hh:mm:ss +zzzz"`).
@@ -325,7 +327,7 @@ pub fn section_binary(out: &mut Vec<u8>, p: &[std::num::NonZeroU32]) {
 
 fn partial(out: &mut Vec<u8>, p: &Option<Partial>) {
     if let Some(p) = p {
-        out.extend_from_slice(format!("<{}.{}>", p.origin, p.length).as_bytes());
+        put!(out, "<{}.{}>", p.origin, p.length);
     }
 }
 
@@ -534,7 +536,7 @@ pub(crate) fn command(c: &Command, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b' ');
                 }
-                out.extend_from_slice(format!("{res} {limit}").as_bytes());
+                put!(out, "{res} {limit}");
             }
             out.push(b')');
         }
@@ -546,7 +548,7 @@ pub(crate) fn command(c: &Command, out: &mut Vec<u8>) {
             charset, criteria, ..
         } => {
             if let Some(cs) = charset {
-                out.extend_from_slice(format!(" CHARSET {cs}").as_bytes());
+                put!(out, " CHARSET {cs}");
             }
             search_keys(out, criteria, " ");
         }
@@ -563,7 +565,7 @@ pub(crate) fn command(c: &Command, out: &mut Vec<u8>) {
                 }
                 sort_criterion(out, c);
             }
-            out.extend_from_slice(format!(") {charset}").as_bytes());
+            put!(out, ") {charset}");
             search_keys(out, search, " ");
         }
         C::Fetch { set, items, .. } => {

@@ -18,6 +18,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// Appends formatted text to an output buffer (a `Vec<u8>`) without the
+/// `String` that `format!` would make first. Writing into a `Vec` cannot
+/// fail.
+macro_rules! put {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!($out, $($arg)*);
+    }};
+}
+
 pub mod command;
 pub mod encode;
 pub mod framing;

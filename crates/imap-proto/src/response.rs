@@ -557,7 +557,7 @@ fn atoms(out: &mut Vec<u8>, atoms: &[Atom]) {
 
 fn numbers(out: &mut Vec<u8>, numbers: &[NonZeroU32]) {
     for n in numbers {
-        out.extend_from_slice(format!(" {n}").as_bytes());
+        put!(out, " {n}");
     }
 }
 
@@ -594,11 +594,11 @@ fn code(out: &mut Vec<u8>, c: &Code) {
             }
             out.push(b')');
         }
-        Code::UidNext(n) => out.extend_from_slice(format!("UIDNEXT {n}").as_bytes()),
-        Code::UidValidity(n) => out.extend_from_slice(format!("UIDVALIDITY {n}").as_bytes()),
-        Code::Unseen(n) => out.extend_from_slice(format!("UNSEEN {n}").as_bytes()),
+        Code::UidNext(n) => put!(out, "UIDNEXT {n}"),
+        Code::UidValidity(n) => put!(out, "UIDVALIDITY {n}"),
+        Code::Unseen(n) => put!(out, "UNSEEN {n}"),
         Code::AppendUid { uid_validity, uids } => {
-            out.extend_from_slice(format!("APPENDUID {uid_validity} ").as_bytes());
+            put!(out, "APPENDUID {uid_validity} ");
             encode::sequence_set(out, uids);
         }
         Code::CopyUid {
@@ -606,7 +606,7 @@ fn code(out: &mut Vec<u8>, c: &Code) {
             source,
             destination,
         } => {
-            out.extend_from_slice(format!("COPYUID {uid_validity} ").as_bytes());
+            put!(out, "COPYUID {uid_validity} ");
             encode::sequence_set(out, source);
             out.push(b' ');
             encode::sequence_set(out, destination);
@@ -698,7 +698,7 @@ fn body_data(out: &mut Vec<u8>, data: &Option<Bytes>) {
 fn fetch_item(out: &mut Vec<u8>, item: &FetchItem) {
     let origin = |out: &mut Vec<u8>, o: &Option<u32>| {
         if let Some(o) = o {
-            out.extend_from_slice(format!("<{o}>").as_bytes());
+            put!(out, "<{o}>");
         }
     };
     match item {
@@ -710,8 +710,8 @@ fn fetch_item(out: &mut Vec<u8>, item: &FetchItem) {
             out.extend_from_slice(b"INTERNALDATE ");
             encode::date_time(out, d);
         }
-        FetchItem::Rfc822Size(n) => out.extend_from_slice(format!("RFC822.SIZE {n}").as_bytes()),
-        FetchItem::Uid(n) => out.extend_from_slice(format!("UID {n}").as_bytes()),
+        FetchItem::Rfc822Size(n) => put!(out, "RFC822.SIZE {n}"),
+        FetchItem::Uid(n) => put!(out, "UID {n}"),
         FetchItem::Envelope(r) => {
             out.extend_from_slice(b"ENVELOPE ");
             out.extend_from_slice(r.as_bytes());
@@ -746,7 +746,7 @@ fn fetch_item(out: &mut Vec<u8>, item: &FetchItem) {
             out.push(b' ');
             match data {
                 Some(d) if d.contains(&0) => {
-                    out.extend_from_slice(format!("~{{{}}}\r\n", d.len()).as_bytes());
+                    put!(out, "~{{{}}}\r\n", d.len());
                     out.extend_from_slice(d);
                 }
                 _ => body_data(out, data),
@@ -755,7 +755,7 @@ fn fetch_item(out: &mut Vec<u8>, item: &FetchItem) {
         FetchItem::BinarySize { part, size } => {
             out.extend_from_slice(b"BINARY.SIZE");
             encode::section_binary(out, part);
-            out.extend_from_slice(format!(" {size}").as_bytes());
+            put!(out, " {size}");
         }
         FetchItem::Rfc822(d) => {
             out.extend_from_slice(b"RFC822 ");
@@ -796,7 +796,7 @@ fn data(out: &mut Vec<u8>, d: &Data) {
                 if i > 0 {
                     out.push(b' ');
                 }
-                out.extend_from_slice(format!("{} {n}", item.as_str()).as_bytes());
+                put!(out, "{} {n}", item.as_str());
             }
             out.push(b')');
         }
@@ -812,11 +812,11 @@ fn data(out: &mut Vec<u8>, d: &Data) {
             out.extend_from_slice(b"FLAGS ");
             encode::flag_list(out, flags);
         }
-        Data::Exists(n) => out.extend_from_slice(format!("{n} EXISTS").as_bytes()),
-        Data::Recent(n) => out.extend_from_slice(format!("{n} RECENT").as_bytes()),
-        Data::Expunge(n) => out.extend_from_slice(format!("{n} EXPUNGE").as_bytes()),
+        Data::Exists(n) => put!(out, "{n} EXISTS"),
+        Data::Recent(n) => put!(out, "{n} RECENT"),
+        Data::Expunge(n) => put!(out, "{n} EXPUNGE"),
         Data::Fetch { seq, items } => {
-            out.extend_from_slice(format!("{seq} FETCH (").as_bytes());
+            put!(out, "{seq} FETCH (");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(b' ');
@@ -845,7 +845,7 @@ fn data(out: &mut Vec<u8>, d: &Data) {
                 if i > 0 {
                     out.push(b' ');
                 }
-                out.extend_from_slice(format!("{} {} {}", r.name, r.usage, r.limit).as_bytes());
+                put!(out, "{} {} {}", r.name, r.usage, r.limit);
             }
             out.push(b')');
         }

@@ -439,15 +439,22 @@ impl Flag {
 
     /// The flag as it is written on the wire.
     pub fn to_wire(&self) -> String {
+        let (backslash, name) = self.wire_parts();
+        [backslash, name].concat()
+    }
+
+    /// The flag as it is written on the wire, in two parts so that nothing
+    /// is allocated: a backslash (an extension's) or nothing, and the rest.
+    pub(crate) fn wire_parts(&self) -> (&'static str, &str) {
         match self {
-            Flag::Answered => "\\Answered".into(),
-            Flag::Flagged => "\\Flagged".into(),
-            Flag::Deleted => "\\Deleted".into(),
-            Flag::Seen => "\\Seen".into(),
-            Flag::Draft => "\\Draft".into(),
-            Flag::Recent => "\\Recent".into(),
-            Flag::Keyword(atom) => atom.as_str().into(),
-            Flag::Extension(atom) => format!("\\{atom}"),
+            Flag::Answered => ("", "\\Answered"),
+            Flag::Flagged => ("", "\\Flagged"),
+            Flag::Deleted => ("", "\\Deleted"),
+            Flag::Seen => ("", "\\Seen"),
+            Flag::Draft => ("", "\\Draft"),
+            Flag::Recent => ("", "\\Recent"),
+            Flag::Keyword(atom) => ("", atom.as_str()),
+            Flag::Extension(atom) => ("\\", atom.as_str()),
         }
     }
 }
