@@ -132,9 +132,12 @@ impl Store {
         let blobs = BlobStore::open(dir.join("blobs"), counters.clone(), config.blob_grace)?;
         let feed = Arc::new(Feed::default());
         let manager = SqliteConnectionManager::file(&db_path).with_init(|c| schema::configure(c));
+        // A connection to a local database file does not go stale, so it is
+        // not tested each time it is taken from the pool.
         let pool = r2d2::Pool::builder()
             .max_size(config.pool_size.max(1))
             .min_idle(Some(1))
+            .test_on_check_out(false)
             .build(manager)
             .db()?;
         let committer = Committer::start(
