@@ -552,11 +552,19 @@ mod tests {
 
     /// A job as [`Committer::write`] makes it, and where its answer comes.
     fn job(undo: Undo, f: impl FnOnce(&mut WriteCtx<'_>) -> Result<()> + Send + 'static) -> Queued {
+        job_with(undo, Durability::AtCommit, f)
+    }
+
+    fn job_with(
+        undo: Undo,
+        durability: Durability,
+        f: impl FnOnce(&mut WriteCtx<'_>) -> Result<()> + Send + 'static,
+    ) -> Queued {
         let (reply, answer) = mpsc::sync_channel(1);
         let job = Box::new(Typed {
             f: Some(f),
             undo,
-            durability: Durability::AtCommit,
+            durability,
             result: None,
             reply: Box::new(move |result| {
                 let _ = reply.send(result);
@@ -645,5 +653,60 @@ mod tests {
             [true]
         );
         assert_eq!(rows(&conn), [4]);
+    }
+
+    /// When a batch may commit without an `fsync`: only when every job
+    /// allows it, the delay is not zero, no earlier deferred commit is due
+    /// and the last timed `fsync` did not fail.
+    #[test]
+    fn a_batch_defers_its_fsync_only_when_nothing_forbids_it() {
+        let (dir, conn) = database();
+        let deferred = || job_with(Undo::Savepoint, Durability::Deferred, insert(1, false)).0;
+        let at_commit = || job(Undo::Savepoint, insert(1, false)).0;
+        let delay = Duration::from_secs(60);
+        let counters = Counters::default();
+
+        let mut log = Log::new(&conn, delay);
+        assert!(log.path.is_some(), "a file database has a log to sync");
+        assert_eq!(
+            log.durability(&[deferred(), deferred()]),
+            Durability::Deferred
+        );
+        assert_eq!(
+            log.durability(&[deferred(), at_commit()]),
+            Durability::AtCommit
+        );
+
+        // A deferred commit waits for its fsync; a commit that fsyncs ends that.
+        log.committed(Durability::Deferred, &counters);
+        assert!(log.sync_due().is_some_and(|due| due > Instant::now()));
+        assert_eq!(log.durability(&[deferred()]), Durability::Deferred);
+        log.committed(Durability::AtCommit, &counters);
+        assert_eq!(log.sync_due(), None);
+
+        // Once the first unsynced commit is due, the next batch fsyncs.
+        log.committed(Durability::Deferred, &counters);
+        log.unsynced_since = Some(Instant::now() - delay);
+        assert_eq!(log.durability(&[deferred()]), Durability::AtCommit);
+
+        // A timed fsync that fails makes the next batch fsync, and is
+        // tried again a delay later. (A path under a file cannot be opened.)
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"").unwrap();
+        log.path = Some(file.join("t.db-wal"));
+        log.sync(&counters);
+        assert_eq!(counters.snapshot().checkpoint_errors, 1);
+        assert!(log.sync_due().is_some_and(|due| due > Instant::now()));
+        assert_eq!(log.durability(&[deferred()]), Durability::AtCommit);
+        log.path = Some(dir.path().join("t.db-wal"));
+        log.sync(&counters);
+        assert_eq!(counters.snapshot().log_syncs, 1);
+        assert_eq!(log.sync_due(), None);
+        assert_eq!(log.durability(&[deferred()]), Durability::Deferred);
+
+        // A zero delay defers nothing.
+        let log = Log::new(&conn, Duration::ZERO);
+        assert_eq!(log.durability(&[deferred()]), Durability::AtCommit);
+        assert_eq!(counters.snapshot().deferred_commits, 2);
     }
 }
