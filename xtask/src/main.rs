@@ -63,6 +63,25 @@ fn root() -> PathBuf {
 fn cargo() -> Command {
     let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root());
+    // What `cargo run` set for this program (its manifest directory, its
+    // package's name...) is not the nested build's: some build scripts
+    // (ring's) rerun when it changes, and would rebuild everything above
+    // them each time a build alternates with an xtask's.
+    for (name, _) in env::vars_os() {
+        let name = name.to_string_lossy();
+        if [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        {
+            cmd.env_remove(&*name);
+        }
+    }
     cmd
 }
 
