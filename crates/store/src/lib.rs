@@ -76,7 +76,7 @@ pub use group::Group;
 pub use list::{List, ListUpdate};
 pub use mailbox::{Mailbox, MailboxStatus};
 pub use maintenance::{CheckReport, GcReport};
-pub use message::{Appended, Copied, FlagUpdate, FlagsResult, Message, pop3_uidl};
+pub use message::{Appended, Copied, FlagUpdate, FlagsResult, Indexed, Message, pop3_uidl};
 pub use password::{Password, PasswordParams};
 pub use queue::{
     LocalDelivery, LocalPassEnd, NewQueueEntry, NewRecipient, QueueEntry, QueuedRecipient,
@@ -89,5 +89,5 @@ pub use stats::Stats;
 pub use store::{Store, StoreConfig};
 pub use types::{
     AccountId, Address, AdminLevel, AliasId, DomainId, Flag, FlagOp, Flags, GroupId, ListId,
-    ListMode, MailboxId, QueueId, QueueRecipientId, SpecialUse, Timestamp,
+    ListMode, MailboxId, QueueId, QueueRecipientId, SpecialUse, SystemFlags, Timestamp,
 };

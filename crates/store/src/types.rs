@@ -270,14 +270,6 @@ pub enum Flag {
 }
 
 impl Flag {
-    const SYSTEM: [Flag; 5] = [
-        Flag::Seen,
-        Flag::Answered,
-        Flag::Flagged,
-        Flag::Deleted,
-        Flag::Draft,
-    ];
-
     fn bit(&self) -> Option<i64> {
         Some(match self {
             Flag::Seen => 1,
@@ -318,6 +310,56 @@ impl fmt::Display for Flag {
 /// A set of flags, as stored with a message.
 pub type Flags = BTreeSet<Flag>;
 
+/// The system flags of a message as a set of bits: what most messages
+/// carry, without an allocation. Iterates in the order of [`Flags`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct SystemFlags(u8);
+
+/// The system flags, in the order of their bits in [`SystemFlags`] (a
+/// `static`, so that [`SystemFlags::iter`] can lend them).
+static SYSTEM_FLAGS: [Flag; 5] = [
+    Flag::Seen,
+    Flag::Answered,
+    Flag::Flagged,
+    Flag::Deleted,
+    Flag::Draft,
+];
+
+impl SystemFlags {
+    /// The system flags among `flags`.
+    pub fn of<'a>(flags: impl IntoIterator<Item = &'a Flag>) -> SystemFlags {
+        SystemFlags(
+            flags
+                .into_iter()
+                .filter_map(Flag::bit)
+                .fold(0, |bits, bit| bits | bit as u8),
+        )
+    }
+
+    /// Whether `flag` is one of these (never, for a keyword).
+    pub fn contains(self, flag: &Flag) -> bool {
+        flag.bit().is_some_and(|bit| i64::from(self.0) & bit != 0)
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The flags, in the order of [`Flags`].
+    pub fn iter(self) -> impl Iterator<Item = &'static Flag> {
+        SYSTEM_FLAGS
+            .iter()
+            .filter(move |f| f.bit().is_some_and(|bit| i64::from(self.0) & bit != 0))
+    }
+
+    /// From the bits of the `flags` column; bits that name no flag are
+    /// dropped.
+    pub(crate) fn from_db(bits: i64) -> SystemFlags {
+        SystemFlags((bits & 0x1f) as u8)
+    }
+}
+
 /// Flags as stored: a bit mask of system flags and space-separated keywords.
 pub(crate) fn flags_to_db(flags: &Flags) -> (i64, String) {
     let mut bits = 0;
@@ -332,18 +374,17 @@ pub(crate) fn flags_to_db(flags: &Flags) -> (i64, String) {
 }
 
 pub(crate) fn flags_from_db(bits: i64, keywords: &str) -> Flags {
-    let mut flags: Flags = Flag::SYSTEM
-        .iter()
-        .filter(|f| f.bit().is_some_and(|b| bits & b != 0))
-        .cloned()
-        .collect();
-    flags.extend(
-        keywords
-            .split(' ')
-            .filter(|k| !k.is_empty())
-            .map(|k| Flag::Keyword(k.to_string())),
-    );
+    let mut flags: Flags = SystemFlags::from_db(bits).iter().cloned().collect();
+    flags.extend(keywords_from_db(keywords));
     flags
+}
+
+/// The keywords of the `keywords` column.
+pub(crate) fn keywords_from_db(keywords: &str) -> impl Iterator<Item = Flag> + '_ {
+    keywords
+        .split(' ')
+        .filter(|k| !k.is_empty())
+        .map(|k| Flag::Keyword(k.to_string()))
 }
 
 /// How [`crate::Store::store_flags`] changes the flags (IMAP `STORE`).

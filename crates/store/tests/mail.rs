@@ -243,6 +243,65 @@ fn messages_in_reads_uid_ranges() {
 }
 
 #[test]
+fn the_index_lists_what_messages_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open(dir.path());
+    let a = common::account(&store, "a@example.com");
+    let inbox = store.mailbox(a.id, "INBOX").unwrap().id;
+    let sets = [
+        flags(&[]),
+        flags(&[Flag::Seen]),
+        flags(&[Flag::Draft, Flag::Keyword("$Forwarded".into())]),
+        flags(&[
+            Flag::Seen,
+            Flag::Answered,
+            Flag::Flagged,
+            Flag::Deleted,
+            Flag::Draft,
+            Flag::Keyword("$Junk".into()),
+            Flag::Keyword("work".into()),
+        ]),
+    ];
+    for (i, set) in sets.iter().enumerate() {
+        store
+            .append(
+                inbox,
+                format!("message {i}").as_bytes(),
+                set.clone(),
+                Some(1_000 + i as i64),
+            )
+            .unwrap();
+    }
+    let (mailbox, index) = store.index(inbox).unwrap();
+    assert_eq!(mailbox, store.mailbox_by_id(inbox).unwrap());
+    let messages = store.messages(inbox).unwrap();
+    assert_eq!(index.len(), sets.len());
+    for ((entry, message), set) in index.iter().zip(&messages).zip(&sets) {
+        assert_eq!(entry.uid, message.uid);
+        assert_eq!(entry.modseq, message.modseq);
+        assert_eq!(entry.internal_date, message.internal_date);
+        assert_eq!(entry.size, message.size);
+        assert_eq!(&entry.flags(), set);
+        assert_eq!(entry.flags(), message.flags);
+        assert_eq!(
+            entry.system.iter().count() + entry.keywords.len(),
+            set.len()
+        );
+        assert_eq!(
+            entry.system.is_empty(),
+            set.iter().all(|f| matches!(f, Flag::Keyword(_)))
+        );
+        for flag in set {
+            let system = !matches!(flag, Flag::Keyword(_));
+            assert_eq!(entry.system.contains(flag), system, "{flag}");
+            assert_eq!(entry.keywords.contains(flag), !system, "{flag}");
+        }
+    }
+    let gone = ironpost_store::MailboxId(inbox.0 + 1000);
+    assert!(matches!(store.index(gone), Err(Error::NoSuchMailbox(id)) if id == gone));
+}
+
+#[test]
 fn feed_wakes_a_waiting_subscriber() {
     let dir = tempfile::tempdir().unwrap();
     let store = common::open(dir.path());

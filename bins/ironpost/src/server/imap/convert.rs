@@ -7,8 +7,12 @@ use ironpost_store::{Flag, Flags, SpecialUse};
 
 /// The flags of a message as IMAP writes them, `\Recent` added for the one
 /// session that has the message as recent.
-pub(crate) fn imap_flags(flags: &Flags, recent: bool) -> Vec<ImapFlag> {
-    let mut out = Vec::with_capacity(flags.len() + usize::from(recent));
+pub(crate) fn imap_flags<'a>(
+    flags: impl IntoIterator<Item = &'a Flag>,
+    recent: bool,
+) -> Vec<ImapFlag> {
+    let flags = flags.into_iter();
+    let mut out = Vec::with_capacity(flags.size_hint().0 + usize::from(recent));
     for flag in flags {
         out.push(match flag {
             Flag::Seen => ImapFlag::Seen,

@@ -122,7 +122,7 @@ impl<'a> Content<'a, '_> {
 fn item(meta: &Meta, content: &Content<'_, '_>, attr: &FetchAttribute) -> Option<FetchItem> {
     let uid = meta.uid;
     Some(match attr {
-        FetchAttribute::Flags => FetchItem::Flags(imap_flags(&meta.flags, meta.recent)),
+        FetchAttribute::Flags => FetchItem::Flags(imap_flags(meta.flags.iter(), meta.recent)),
         FetchAttribute::InternalDate => FetchItem::InternalDate(internal_date(meta.internal_date)),
         // RFC822.SIZE is a 32-bit number on the wire; the store's size limits
         // keep messages far below it.
@@ -292,6 +292,8 @@ mod tests {
     use ironpost_imap_proto::{Command, CommandBody};
     use ironpost_store::{Flag, Flags};
 
+    use crate::server::imap::view::MessageFlags;
+
     use super::*;
 
     /// A small multipart message. The values below are Dovecot 2.3's answers
@@ -327,9 +329,11 @@ AAECAw==\r\n\
         Meta {
             seq: 1,
             uid: 7,
-            flags: [Flag::Seen, Flag::Keyword("$Forwarded".into())]
-                .into_iter()
-                .collect::<Flags>(),
+            flags: MessageFlags::new(
+                &[Flag::Seen, Flag::Keyword("$Forwarded".into())]
+                    .into_iter()
+                    .collect::<Flags>(),
+            ),
             recent: true,
             internal_date: 837_596_665,
             size: raw.len() as u64,

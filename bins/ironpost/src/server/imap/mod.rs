@@ -49,7 +49,7 @@ pub(crate) struct Meta {
     /// Its UID.
     pub(crate) uid: u32,
     /// Its flags now.
-    pub(crate) flags: Flags,
+    pub(crate) flags: view::MessageFlags,
     /// Whether it is `\Recent` in this session.
     pub(crate) recent: bool,
     /// Its internal date, seconds since the epoch.
@@ -415,10 +415,9 @@ impl Host<'_> {
             return;
         }
         let (store, mailbox) = (self.store(), view.mailbox);
-        let Some(Ok(messages)) = blocking(move || store.messages(mailbox)).await else {
+        let Some(Ok((_, messages))) = blocking(move || store.index(mailbox)).await else {
             return;
         };
-        let messages = messages.into_iter().map(view::Indexed::from).collect();
         if let Some(view) = self.view.as_mut() {
             for data in view.reload(messages, allow_expunge, &self.service.recent) {
                 let _ = session.push(data);

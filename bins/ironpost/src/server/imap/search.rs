@@ -498,6 +498,8 @@ mod tests {
     use ironpost_imap_proto::{Command, CommandBody};
     use ironpost_store::Flags;
 
+    use crate::server::imap::view::MessageFlags;
+
     use super::*;
 
     /// 2024-03-01 23:30:00 UTC.
@@ -539,9 +541,11 @@ PHA+TmVzdGVkIEhUTUw8L3A+\r\n\
         Meta {
             seq: 3,
             uid: 30,
-            flags: [Flag::Answered, Flag::Keyword("$Forwarded".into())]
-                .into_iter()
-                .collect::<Flags>(),
+            flags: MessageFlags::new(
+                &[Flag::Answered, Flag::Keyword("$Forwarded".into())]
+                    .into_iter()
+                    .collect::<Flags>(),
+            ),
             recent: true,
             internal_date: MARCH_1_LATE,
             size: MSG.len() as u64,
@@ -617,7 +621,9 @@ PHA+TmVzdGVkIEhUTUw8L3A+\r\n\
             ("OLD", false),
         ]);
         let mut seen = meta();
-        seen.flags.insert(Flag::Seen);
+        let mut flags = seen.flags.to_flags();
+        flags.insert(Flag::Seen);
+        seen.flags = MessageFlags::new(&flags);
         assert!(!hit_with(&seen, MSG, "NEW"));
         seen.recent = false;
         assert!(hit_with(&seen, MSG, "OLD"));
@@ -875,7 +881,7 @@ PHA+TmVzdGVkIEhUTUw8L3A+\r\n\
                 let meta = Meta {
                     seq,
                     uid: seq * 10,
-                    flags: Flags::new(),
+                    flags: MessageFlags::default(),
                     recent: false,
                     internal_date: *date,
                     size: *size,

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::convert::{imap_flags, store_flags};
 use super::mailbox::{name, server_bug, store_status};
-use super::view::{Indexed, Selected, View};
+use super::view::{MessageFlags, Selected, View};
 use super::{Host, Meta, Need, User, fetch, search};
 use crate::server::blocking;
 use crate::server::conn::Connection;
@@ -178,8 +178,7 @@ impl Host<'_> {
             // is missed, and what both show is told apart by UID.
             let subscription =
                 store.subscribe_with(mailbox.id, move |c| changes_in.send(c.clone()).is_ok());
-            let mailbox = store.mailbox_by_id(mailbox.id)?;
-            let messages = store.messages(mailbox.id)?;
+            let (mailbox, messages) = store.index(mailbox.id)?;
             Ok::<_, ironpost_store::Error>((mailbox, subscription, messages))
         })
         .await;
@@ -190,12 +189,7 @@ impl Host<'_> {
         };
         let mut keywords: Flags = Flags::new();
         for m in &messages {
-            keywords.extend(
-                m.flags
-                    .iter()
-                    .filter(|f| matches!(f, Flag::Keyword(_)))
-                    .cloned(),
-            );
+            keywords.extend(m.keywords.iter().cloned());
         }
         let last_uid = messages.last().map_or(0, |m| m.uid);
         let uidnext = mailbox.uidnext.max(last_uid.saturating_add(1));
@@ -205,7 +199,7 @@ impl Host<'_> {
                 name: mailbox.name.clone(),
                 uidvalidity: mailbox.uidvalidity,
                 read_only,
-                messages: messages.into_iter().map(Indexed::from).collect(),
+                messages,
                 changes,
                 subscription,
             },
@@ -317,14 +311,18 @@ impl Host<'_> {
         }
         let need = fetch::need(&attributes);
         if need == Need::Index {
-            // Flags, sizes, dates: the view has them. Written out in steps.
-            for step in metas.chunks(INDEX_STEP) {
+            // Flags, sizes, dates: the view has them. Written out in steps;
+            // the last step goes out with the tagged reply, in one write.
+            let mut steps = metas.chunks(INDEX_STEP).peekable();
+            while let Some(step) = steps.next() {
                 for meta in step {
                     if let Some(data) = fetch_data(meta, None, &attributes) {
                         let _ = session.respond(req, data);
                     }
                 }
-                flush_output(session, conn).await?;
+                if steps.peek().is_some() {
+                    flush_output(session, conn).await?;
+                }
             }
             return Ok(Status::ok("FETCH completed"));
         }
@@ -360,7 +358,7 @@ impl Host<'_> {
                 bytes += meta.size;
                 let changed = match now_seen.get(&meta.uid) {
                     Some(flags) => {
-                        meta.flags = flags.clone();
+                        meta.flags = MessageFlags::new(flags);
                         true
                     }
                     None => false,
@@ -382,7 +380,9 @@ impl Host<'_> {
             for data in answers {
                 let _ = session.respond(req, data);
             }
-            flush_output(session, conn).await?;
+            if metas.peek().is_some() {
+                flush_output(session, conn).await?;
+            }
         }
         Ok(if unreadable > 0 {
             Status::new(
@@ -747,7 +747,7 @@ fn fetch_step(
             .updated;
         for update in updated.iter().filter(|u| u.changed) {
             if let Some((meta, changed)) = step.iter_mut().find(|(m, _)| m.uid == update.uid) {
-                meta.flags = update.flags.clone();
+                meta.flags = MessageFlags::new(&update.flags);
                 *changed = true;
             }
         }

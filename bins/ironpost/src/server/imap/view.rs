@@ -20,12 +20,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ironpost_imap_proto::Data;
 use ironpost_imap_proto::response::FetchItem;
 use ironpost_imap_proto::types::SequenceSet;
-use ironpost_store::{Change, FeedHandle, Flag, Flags, MailboxId, Message, Timestamp};
+use ironpost_store::{Change, FeedHandle, Flag, Flags, Indexed, MailboxId, SystemFlags, Timestamp};
 use tokio::sync::mpsc;
 
 use super::Meta;
@@ -72,15 +72,6 @@ impl RecentMarks {
     }
 }
 
-/// The system flags, each with its bit in [`Entry::system`].
-const SYSTEM_FLAGS: [Flag; 5] = [
-    Flag::Seen,
-    Flag::Answered,
-    Flag::Flagged,
-    Flag::Deleted,
-    Flag::Draft,
-];
-
 /// One message of the view: its index entry, kept small (a mailbox of a
 /// hundred thousand messages costs a few MiB per session that selects it).
 #[derive(Debug, Clone)]
@@ -91,8 +82,7 @@ struct Entry {
     uid: u32,
     /// Its keywords: an index into [`Keywords`], 0 for none.
     keywords: u32,
-    /// Its system flags, one bit each in the order of [`SYSTEM_FLAGS`].
-    system: u8,
+    system: SystemFlags,
 }
 
 /// The distinct sets of keywords the view's messages carry, each stored
@@ -101,15 +91,15 @@ struct Entry {
 #[derive(Debug, Default)]
 struct Keywords {
     /// Set 0 is the empty set.
-    sets: Vec<Flags>,
-    index: HashMap<Flags, u32>,
+    sets: Vec<Arc<Flags>>,
+    index: HashMap<Arc<Flags>, u32>,
 }
 
 impl Keywords {
     /// Sets beyond which unused ones are dropped.
     const COMPACT_AT: usize = 1024;
 
-    fn get(&self, id: u32) -> Option<&Flags> {
+    fn get(&self, id: u32) -> Option<&Arc<Flags>> {
         self.sets.get(id as usize).filter(|_| id != 0)
     }
 
@@ -118,12 +108,13 @@ impl Keywords {
             return 0;
         }
         if self.sets.is_empty() {
-            self.sets.push(Flags::new());
+            self.sets.push(Arc::default());
         }
         if let Some(&id) = self.index.get(&keywords) {
             return id;
         }
         let id = u32::try_from(self.sets.len()).unwrap_or(u32::MAX);
+        let keywords = Arc::new(keywords);
         self.sets.push(keywords.clone());
         self.index.insert(keywords, id);
         id
@@ -141,30 +132,54 @@ impl Keywords {
             let set = &old[entry.keywords as usize];
             entry.keywords = *renumbered
                 .entry(entry.keywords)
-                .or_insert_with(|| self.intern(set.clone()));
+                .or_insert_with(|| self.intern(Flags::clone(set)));
         }
     }
 }
 
-/// A message's index entry as read from the store.
-#[derive(Debug, Clone)]
-pub(crate) struct Indexed {
-    pub(crate) uid: u32,
-    pub(crate) modseq: u64,
-    pub(crate) flags: Flags,
-    pub(crate) size: u64,
-    pub(crate) internal_date: Timestamp,
+/// A message's flags as the view lends them: the system flags as bits and
+/// the keywords as a set shared with the view, so that handing out the
+/// flags of every message of a mailbox (FETCH 1:* FLAGS, SEARCH) costs no
+/// allocation. Iterates in the order of [`Flags`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct MessageFlags {
+    system: SystemFlags,
+    keywords: Option<Arc<Flags>>,
 }
 
-impl From<Message> for Indexed {
-    fn from(m: Message) -> Indexed {
-        Indexed {
-            uid: m.uid,
-            modseq: m.modseq,
-            flags: m.flags,
-            size: m.size,
-            internal_date: m.internal_date,
+impl MessageFlags {
+    /// The flags of a set (a store's answer, a test's).
+    pub(crate) fn new(flags: &Flags) -> MessageFlags {
+        let system = SystemFlags::of(flags);
+        let keywords: Flags = flags
+            .iter()
+            .filter(|f| matches!(f, Flag::Keyword(_)))
+            .cloned()
+            .collect();
+        MessageFlags {
+            system,
+            keywords: (!keywords.is_empty()).then(|| Arc::new(keywords)),
         }
+    }
+
+    pub(crate) fn contains(&self, flag: &Flag) -> bool {
+        match flag {
+            Flag::Keyword(_) => self.keywords.as_ref().is_some_and(|k| k.contains(flag)),
+            _ => self.system.contains(flag),
+        }
+    }
+
+    pub(crate) fn iter<'a>(&'a self) -> impl Iterator<Item = &'a Flag> {
+        self.system
+            .iter()
+            .map(|f| -> &'a Flag { f })
+            .chain(self.keywords.iter().flat_map(|k| k.iter()))
+    }
+
+    /// The flags as a set of their own.
+    #[cfg(test)]
+    pub(crate) fn to_flags(&self) -> Flags {
+        self.iter().cloned().collect()
     }
 }
 
@@ -225,15 +240,13 @@ impl View {
         // Into a vector of its own size: collecting in place would keep the
         // larger allocation of the messages read.
         let mut entries = Vec::with_capacity(selected.messages.len());
-        entries.extend(selected.messages.into_iter().map(|m| {
-            Entry::new(
-                &mut keywords,
-                m.uid,
-                m.modseq,
-                &m.flags,
-                m.size,
-                m.internal_date,
-            )
+        entries.extend(selected.messages.into_iter().map(|m| Entry {
+            modseq: m.modseq,
+            size: m.size,
+            internal_date: m.internal_date,
+            uid: m.uid,
+            keywords: keywords.intern(m.keywords),
+            system: m.system,
         }));
         let mut view = View {
             mailbox: selected.mailbox,
@@ -328,10 +341,9 @@ impl View {
 
     /// The number of the first message that is not `\Seen`.
     pub(crate) fn first_unseen(&self) -> Option<u32> {
-        let seen = Entry::bit(&Flag::Seen);
         self.entries
             .iter()
-            .position(|e| e.system & seen == 0)
+            .position(|e| !e.system.contains(&Flag::Seen))
             .map(|i| i as u32 + 1)
     }
 
@@ -426,7 +438,7 @@ impl View {
                 self.pending.push_back(Change::Appended {
                     uid: m.uid,
                     modseq: m.modseq,
-                    flags: m.flags,
+                    flags: m.flags(),
                     size: m.size,
                     internal_date: m.internal_date,
                 });
@@ -437,7 +449,7 @@ impl View {
                 self.pending.push_back(Change::FlagsChanged {
                     uid: m.uid,
                     modseq: m.modseq,
-                    flags: m.flags,
+                    flags: m.flags(),
                 });
             }
         }
@@ -489,7 +501,7 @@ impl View {
                         if let Some(seq) = NonZeroU32::new(index as u32 + 1) {
                             out.push(Data::Fetch {
                                 seq,
-                                items: vec![FetchItem::Flags(imap_flags(&flags, recent))],
+                                items: vec![FetchItem::Flags(imap_flags(flags.iter(), recent))],
                             });
                         }
                     }
@@ -563,17 +575,9 @@ impl Entry {
         }
     }
 
-    /// The bit of a system flag (0 for a keyword).
-    fn bit(flag: &Flag) -> u8 {
-        SYSTEM_FLAGS
-            .iter()
-            .position(|f| f == flag)
-            .map_or(0, |i| 1 << i)
-    }
-
-    /// Flags as (system bits, keyword set).
-    fn pack(keywords: &mut Keywords, flags: &Flags) -> (u8, u32) {
-        let system = flags.iter().fold(0, |bits, f| bits | Entry::bit(f));
+    /// Flags as (system flags, keyword set).
+    fn pack(keywords: &mut Keywords, flags: &Flags) -> (SystemFlags, u32) {
+        let system = SystemFlags::of(flags);
         let set: Flags = flags
             .iter()
             .filter(|f| matches!(f, Flag::Keyword(_)))
@@ -582,17 +586,11 @@ impl Entry {
         (system, keywords.intern(set))
     }
 
-    fn flags(&self, keywords: &Keywords) -> Flags {
-        let mut flags: Flags = SYSTEM_FLAGS
-            .iter()
-            .enumerate()
-            .filter(|&(i, _)| self.system & (1 << i) != 0)
-            .map(|(_, f)| f.clone())
-            .collect();
-        if let Some(set) = keywords.get(self.keywords) {
-            flags.extend(set.iter().cloned());
+    fn flags(&self, keywords: &Keywords) -> MessageFlags {
+        MessageFlags {
+            system: self.system,
+            keywords: keywords.get(self.keywords).cloned(),
         }
-        flags
     }
 }
 
@@ -615,13 +613,13 @@ mod tests {
 
     /// A message as read from the store, its modseq its UID.
     fn message(uid: u32, flags: &[Flag]) -> Indexed {
-        Indexed {
+        Indexed::new(
             uid,
-            modseq: u64::from(uid),
-            flags: flags.iter().cloned().collect(),
-            internal_date: 0,
-            size: 100,
-        }
+            u64::from(uid),
+            &flags.iter().cloned().collect(),
+            0,
+            100,
+        )
     }
 
     fn view(uids: Vec<u32>, marks: &RecentMarks) -> (View, Store, tempfile::TempDir) {
@@ -694,7 +692,7 @@ mod tests {
 
     fn flags_of(v: &View, uid: u32) -> Flags {
         let seq = v.seq(uid).unwrap();
-        v.metas(&[(seq, uid)]).remove(0).flags
+        v.metas(&[(seq, uid)]).remove(0).flags.to_flags()
     }
 
     #[test]
@@ -735,7 +733,7 @@ mod tests {
         assert_eq!(told_flags(&out[0]), told_flags(&out[1]));
         let new = v.metas(&[(3, 3)]).remove(0);
         assert_eq!((new.size, new.internal_date), (4321, 1_700_000_000));
-        assert_eq!(new.flags, flags(&[Flag::Flagged]));
+        assert_eq!(new.flags.to_flags(), flags(&[Flag::Flagged]));
         assert_eq!(v.first_unseen(), Some(1));
     }
 
