@@ -33,8 +33,26 @@ pub fn string(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Writes a literal: `{n}` CRLF and the octets.
 pub fn literal(out: &mut Vec<u8>, bytes: &[u8]) {
-    put!(out, "{{{}}}\r\n", bytes.len());
+    out.push(b'{');
+    number(out, bytes.len() as u64);
+    out.extend_from_slice(b"}\r\n");
     out.extend_from_slice(bytes);
+}
+
+/// Writes `n` in decimal, as `write!` would, without its formatting
+/// machinery: every FETCH, EXISTS and literal carries numbers.
+pub fn number(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Writes an `astring`: an atom when the octets allow, else a string.
@@ -597,6 +615,24 @@ mod tests {
         let mut out = Vec::new();
         astring(&mut out, &AString::new(bytes.to_vec()).unwrap());
         out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn numbers_are_written_as_write_would(n: u64) {
+            let mut out = b"x".to_vec();
+            number(&mut out, n);
+            proptest::prop_assert_eq!(out, format!("x{n}").into_bytes());
+        }
+    }
+
+    #[test]
+    fn number_edges() {
+        for n in [0, 9, 10, 99, 100, u64::from(u32::MAX), u64::MAX] {
+            let mut out = Vec::new();
+            number(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 
     #[test]

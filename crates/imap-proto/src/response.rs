@@ -557,7 +557,8 @@ fn atoms(out: &mut Vec<u8>, atoms: &[Atom]) {
 
 fn numbers(out: &mut Vec<u8>, numbers: &[NonZeroU32]) {
     for n in numbers {
-        put!(out, " {n}");
+        out.push(b' ');
+        encode::number(out, n.get().into());
     }
 }
 
@@ -710,8 +711,14 @@ fn fetch_item(out: &mut Vec<u8>, item: &FetchItem) {
             out.extend_from_slice(b"INTERNALDATE ");
             encode::date_time(out, d);
         }
-        FetchItem::Rfc822Size(n) => put!(out, "RFC822.SIZE {n}"),
-        FetchItem::Uid(n) => put!(out, "UID {n}"),
+        FetchItem::Rfc822Size(n) => {
+            out.extend_from_slice(b"RFC822.SIZE ");
+            encode::number(out, (*n).into());
+        }
+        FetchItem::Uid(n) => {
+            out.extend_from_slice(b"UID ");
+            encode::number(out, n.get().into());
+        }
         FetchItem::Envelope(r) => {
             out.extend_from_slice(b"ENVELOPE ");
             out.extend_from_slice(r.as_bytes());
@@ -812,11 +819,21 @@ fn data(out: &mut Vec<u8>, d: &Data) {
             out.extend_from_slice(b"FLAGS ");
             encode::flag_list(out, flags);
         }
-        Data::Exists(n) => put!(out, "{n} EXISTS"),
-        Data::Recent(n) => put!(out, "{n} RECENT"),
-        Data::Expunge(n) => put!(out, "{n} EXPUNGE"),
+        Data::Exists(n) => {
+            encode::number(out, (*n).into());
+            out.extend_from_slice(b" EXISTS");
+        }
+        Data::Recent(n) => {
+            encode::number(out, (*n).into());
+            out.extend_from_slice(b" RECENT");
+        }
+        Data::Expunge(n) => {
+            encode::number(out, n.get().into());
+            out.extend_from_slice(b" EXPUNGE");
+        }
         Data::Fetch { seq, items } => {
-            put!(out, "{seq} FETCH (");
+            encode::number(out, seq.get().into());
+            out.extend_from_slice(b" FETCH (");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(b' ');

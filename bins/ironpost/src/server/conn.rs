@@ -6,12 +6,14 @@
 //! and call [`Connection::start_tls`] when the session asks for the
 //! handshake.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::BufMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -28,14 +30,23 @@ const READ_BUFFER: usize = 16 * 1024;
 /// the allocator by thousands of small reads.
 const IDLE_BUFFER: usize = 1024;
 
-/// Reads what a readable socket has (at most [`READ_BUFFER`]) through a
-/// buffer on the thread's stack, into `into`, replacing its content.
+thread_local! {
+    /// Each thread's buffer for [`read_ready`], of [`READ_BUFFER`] octets:
+    /// allocated once, and never zeroed again (the socket reads into its
+    /// spare capacity).
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(READ_BUFFER));
+}
+
+/// Reads what a readable socket has (at most [`READ_BUFFER`]) through the
+/// thread's buffer, into `into`, replacing its content.
 fn read_ready(tcp: &TcpStream, into: &mut Vec<u8>) -> io::Result<usize> {
-    let mut chunk = [0u8; READ_BUFFER];
-    let n = tcp.try_read(&mut chunk)?;
-    into.clear();
-    into.extend_from_slice(&chunk[..n]);
-    Ok(n)
+    SCRATCH.with_borrow_mut(|chunk| {
+        chunk.clear();
+        let n = tcp.try_read_buf(&mut chunk.limit(READ_BUFFER))?;
+        into.clear();
+        into.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    })
 }
 
 /// A TCP stream, in clear or TLS.
