@@ -91,15 +91,12 @@ impl Indexed {
         internal_date: Timestamp,
         size: u64,
     ) -> Indexed {
+        let (system, keywords) = SystemFlags::split(flags);
         Indexed {
             uid,
             modseq,
-            system: SystemFlags::of(flags),
-            keywords: flags
-                .iter()
-                .filter(|f| matches!(f, crate::Flag::Keyword(_)))
-                .cloned()
-                .collect(),
+            system,
+            keywords,
             internal_date,
             size,
         }

@@ -336,6 +336,16 @@ impl SystemFlags {
         )
     }
 
+    /// A set of flags as its system flags and its keywords.
+    pub fn split(flags: &Flags) -> (SystemFlags, Flags) {
+        let keywords = flags
+            .iter()
+            .filter(|f| matches!(f, Flag::Keyword(_)))
+            .cloned()
+            .collect();
+        (SystemFlags::of(flags), keywords)
+    }
+
     /// Whether `flag` is one of these (never, for a keyword).
     pub fn contains(self, flag: &Flag) -> bool {
         flag.bit().is_some_and(|bit| i64::from(self.0) & bit != 0)

@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use ironpost_store::{
-    Change, Error, Flag, FlagOp, Flags, SpecialUse, Store, StoreConfig, pop3_uidl,
+    Change, Error, Flag, FlagOp, Flags, SpecialUse, Store, StoreConfig, SystemFlags, pop3_uidl,
 };
 
 fn flags(list: &[Flag]) -> Flags {
@@ -282,6 +282,10 @@ fn the_index_lists_what_messages_gives() {
         assert_eq!(entry.internal_date, message.internal_date);
         assert_eq!(entry.size, message.size);
         assert_eq!(&entry.flags(), set);
+        assert_eq!(
+            SystemFlags::split(set),
+            (entry.system, entry.keywords.clone())
+        );
         assert_eq!(entry.flags(), message.flags);
         assert_eq!(
             entry.system.iter().count() + entry.keywords.len(),

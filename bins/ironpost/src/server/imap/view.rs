@@ -150,12 +150,7 @@ pub(crate) struct MessageFlags {
 impl MessageFlags {
     /// The flags of a set (a store's answer, a test's).
     pub(crate) fn new(flags: &Flags) -> MessageFlags {
-        let system = SystemFlags::of(flags);
-        let keywords: Flags = flags
-            .iter()
-            .filter(|f| matches!(f, Flag::Keyword(_)))
-            .cloned()
-            .collect();
+        let (system, keywords) = SystemFlags::split(flags);
         MessageFlags {
             system,
             keywords: (!keywords.is_empty()).then(|| Arc::new(keywords)),
@@ -577,12 +572,7 @@ impl Entry {
 
     /// Flags as (system flags, keyword set).
     fn pack(keywords: &mut Keywords, flags: &Flags) -> (SystemFlags, u32) {
-        let system = SystemFlags::of(flags);
-        let set: Flags = flags
-            .iter()
-            .filter(|f| matches!(f, Flag::Keyword(_)))
-            .cloned()
-            .collect();
+        let (system, set) = SystemFlags::split(flags);
         (system, keywords.intern(set))
     }
 
